@@ -1,0 +1,73 @@
+/* spec-json.h: the contract between the two halves.
+ *
+ * The derivation that builtins.repartImage returns has structured attributes
+ * (`__structuredAttrs = true`); the builder reads them from `.attrs.json` in
+ * its build directory.  nri_spec_derivation_json() returns the attribute set
+ * given to `derivation`:
+ *
+ *   name, system, builder        the derivation's own
+ *   __structuredAttrs = true
+ *   exportReferencesGraph        { "closure-<partno>": [store paths] } for
+ *                                each partition with storePaths
+ *   repartSpec                   the spec below
+ *
+ * repartSpec, version 1 (NRI_SPEC_VERSION).  Sizes are bytes as JSON
+ * integers below 2^53; a size that is not set is null; UUIDs are lower-case
+ * 8-4-4-4-12 text:
+ *
+ *   { "specVersion": 1,
+ *     "name": "image", "version": null | "1.0",
+ *     "imageFile": "image.raw",            name[_version].raw
+ *     "seed": "<uuid>" | null,             null: drawn at random at evaluation
+ *     "architecture": "x86-64" | "arm64",
+ *     "sectorSize": 512,
+ *     "imageSize": null | bytes,           null: "auto"
+ *     "split": false,
+ *     "compression": null | { "algorithm": "zstd" | "xz", "level": n },
+ *     "storeDir": "/nix/store",
+ *     "diskUuid": "<uuid>",
+ *     "partitions": [                      in name order; index = partno
+ *       { "id": "root",                    the attribute name
+ *         "partno": 0,
+ *         "type": "root-x86-64",           canonical name, or the GUID
+ *         "typeUuid": "<uuid>",
+ *         "label": "nixos",
+ *         "uuid": "<uuid>",
+ *         "fsUuid": "<uuid>",              for Format=
+ *         "vfatVolumeId": "1234abcd",      for Format=vfat
+ *         "priority": 0, "weight": 1000, "paddingWeight": 0,
+ *         "sizeMinBytes": n|null, "sizeMaxBytes": n|null,
+ *         "paddingMinBytes": n|null, "paddingMaxBytes": n|null,
+ *         "format": "ext4" | "vfat" | null,
+ *         "minimize": "off" | "best" | "guess",
+ *         "readOnly": b, "noAuto": b, "growFileSystem": b,
+ *         "flags": "0x1000000000000000",   GPT attribute bits, hexadecimal
+ *         "splitName": "%t" | null,        null: not split
+ *         "contents": [ { "source": "/nix/store/…", "target": "/EFI/…" } ],
+ *         "copyFiles": [ { "source": "/nix/store/…", "target": "/usr" } ],
+ *         "makeDirectories": [ "/var", … ],
+ *         "storePaths": [ "/nix/store/…" ],
+ *         "closure": "closure-0" | null,   key of exportReferencesGraph
+ *         "nixStorePrefix": "/nix/store" } ] }
+ *
+ * The builder refuses a specVersion it does not know.  A change that an older
+ * builder would misread increments NRI_SPEC_VERSION. */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "spec.h"
+
+#define NRI_SPEC_VERSION 1
+
+/* The repartSpec object. */
+cJSON *nri_spec_to_json(const nri_spec *spec);
+
+/* The attribute set for `derivation` (see above). */
+cJSON *nri_spec_derivation_json(const nri_spec *spec, const char *builder, const char *system);
+
+/* What the returned value exposes at evaluation time, under `image`:
+ *   { diskUuid, seed, architecture, imageFile,
+ *     partitions.<id> = { partno, type, typeUuid, label, uuid, fsUuid,
+ *                         vfatVolumeId?, flags } } */
+cJSON *nri_spec_summary_json(const nri_spec *spec);

@@ -1,0 +1,131 @@
+/* spec.h: the normalised image specification.
+ *
+ * The evaluator half builds it from the argument of builtins.repartImage
+ * (nri_spec_from_args), reports every mistake with the attribute's path and
+ * position, and serialises it into the derivation (spec-json.h); the builder
+ * half reads it back.  Everything systemd-repart would decide from the
+ * definitions alone — type GUIDs, UUIDs, labels, flags, rounded sizes — is
+ * decided here, at evaluation time, so a configuration can read it. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "error.h"
+#include "node.h"
+#include "types.h"
+#include "uuid.h"
+
+#define NRI_DEFAULT_SEED "0867da16-f251-457d-a9e8-c31f9a3c220b"
+/* Sizes are carried as JSON numbers: refuse what a double cannot hold. */
+#define NRI_SIZE_LIMIT (UINT64_C(1) << 53)
+#define NRI_SIZE_UNSET UINT64_MAX
+#define NRI_WEIGHT_MAX UINT32_C(1000000)
+#define NRI_LABEL_MAX_UTF16 36
+
+typedef enum nri_format {
+        NRI_FORMAT_NONE, /* no Format=: the partition is left unformatted */
+        NRI_FORMAT_EXT4,
+        NRI_FORMAT_VFAT,
+        _NRI_FORMAT_MAX,
+        _NRI_FORMAT_INVALID = -EINVAL,
+} nri_format;
+
+typedef enum nri_minimize {
+        NRI_MINIMIZE_OFF,
+        NRI_MINIMIZE_BEST,
+        NRI_MINIMIZE_GUESS,
+        _NRI_MINIMIZE_MAX,
+        _NRI_MINIMIZE_INVALID = -EINVAL,
+} nri_minimize;
+
+typedef enum nri_compression {
+        NRI_COMPRESSION_NONE,
+        NRI_COMPRESSION_ZSTD,
+        NRI_COMPRESSION_XZ,
+        _NRI_COMPRESSION_MAX,
+        _NRI_COMPRESSION_INVALID = -EINVAL,
+} nri_compression;
+
+const char *nri_format_to_string(nri_format f);     /* "ext4", "vfat", NULL */
+const char *nri_minimize_to_string(nri_minimize m); /* "off", "best", "guess" */
+const char *nri_compression_to_string(nri_compression c);
+
+/* A file or tree copied into the file system: `contents` and CopyFiles=. */
+typedef struct nri_copy {
+        const char *source; /* a path in the Nix store */
+        const char *target; /* absolute, normalised, in the file system */
+} nri_copy;
+
+typedef struct nri_partition {
+        const char *id;       /* its attribute name under `partitions` */
+        const nri_node *node; /* where it was written */
+        unsigned partno;      /* 0-based, in name order */
+
+        nri_part_type type;
+        const char *label;
+        nri_uuid uuid;
+        nri_uuid fs_uuid;
+
+        int32_t priority;
+        uint32_t weight, padding_weight;
+        /* Rounded as systemd-repart rounds them; NRI_SIZE_UNSET when unset. */
+        uint64_t size_min, size_max, padding_min, padding_max;
+
+        nri_format format;
+        nri_minimize minimize;
+        bool read_only, no_auto, grow_fs;
+        uint64_t flags; /* the GPT attribute bits as written */
+        const char *split_name; /* SplitName=, unexpanded; NULL for "-" */
+
+        nri_copy *contents;
+        size_t n_contents;
+        nri_copy *copy_files;
+        size_t n_copy_files;
+        const char **make_directories;
+        size_t n_make_directories;
+        const char **store_paths;
+        size_t n_store_paths;
+        /* Where store paths land in the file system: "/nix/store" by
+         * default, "/" with stripNixStorePrefix. */
+        const char *nix_store_prefix;
+} nri_partition;
+
+typedef struct nri_spec {
+        const char *name;
+        const char *version; /* NULL when not given */
+        bool seed_random;    /* seed = null: drawn at evaluation time */
+        nri_uuid seed;
+        nri_arch arch;
+        uint32_t sector_size;
+        uint64_t image_size; /* NRI_SIZE_UNSET: "auto" */
+        bool split;
+        nri_compression compression;
+        int compression_level;
+        const char *store_dir;
+        nri_uuid disk_uuid;
+        nri_partition *partitions; /* in name order */
+        size_t n_partitions;
+} nri_spec;
+
+/* What the evaluator offers the core. */
+typedef struct nri_host {
+        const char *store_dir; /* e.g. "/nix/store" */
+        const char *system;    /* e.g. "x86_64-linux", for the default architecture */
+        void *ctx;
+        /* Copies the path literal in `node` into the store (as "${./x}"
+         * would) and returns the store path, or fails with *err set. */
+        int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
+        /* The string in `node` goes into the derivation: keep its context. */
+        void (*use_context)(void *ctx, const nri_node *node);
+} nri_host;
+
+/* Validates and normalises the argument of builtins.repartImage.  0, or a
+ * negative errno with *err naming the attribute. */
+int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host, nri_spec **ret,
+                       nri_error *err);
+
+/* The file name of the image: "<name>.raw" or "<name>_<version>.raw". */
+char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);

@@ -1,0 +1,337 @@
+// primop.cc: the C++ shim that registers builtins.repartImage with Nix.
+//
+// Nix's plugin interface is C++, so this file does what only C++ can: force
+// and read Nix values into the C value tree (node.h), hand the tree to the C
+// core, turn the core's errors into Nix evaluation errors at the attribute's
+// position, and turn the core's JSON back into Nix values — with the string
+// context of every store path the image uses, so the derivation depends on
+// exactly what goes into the image.  Validation, normalisation and the
+// derivation's attributes are decided in C (plugin/core/).
+//
+// Written against Nix 2.8 (primops take `const Pos &`; RegisterPrimOp::Info).
+
+#include <config.h>
+
+#include <eval-inline.hh>
+#include <eval.hh>
+#include <globals.hh>
+#include <primops.hh>
+#include <store-api.hh>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <nix-repart-image/spec-json.h>
+#include <nix-repart-image/spec.h>
+}
+
+using namespace nix;
+
+namespace {
+
+struct RepartImageSettings : Config {
+        Setting<std::string> builder{this, NRI_DEFAULT_BUILDER, "repart-image-builder",
+                                     "The program that the derivations of builtins.repartImage run to "
+                                     "build the image."};
+};
+
+RepartImageSettings repartImageSettings;
+GlobalConfig::Register registerSettings(&repartImageSettings);
+
+struct ArenaDeleter {
+        void operator()(nri_arena *a) const { nri_arena_free(a); }
+};
+struct JsonDeleter {
+        void operator()(cJSON *j) const { cJSON_Delete(j); }
+};
+using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
+
+// One call of the primop: the tree it builds and the contexts it keeps.
+class Call {
+      public:
+        Call(EvalState &state, const Pos &pos) : state(state), callPos(pos), arena(nri_arena_new()) {}
+
+        void run(Value &arg, Value &result);
+
+      private:
+        EvalState &state;
+        const Pos &callPos;
+        std::unique_ptr<nri_arena, ArenaDeleter> arena;
+        // The context of each string node the tree holds.
+        std::map<const nri_node *, PathSet> nodeContext;
+        // Store path → the context of the strings the spec uses under it.
+        std::map<std::string, PathSet> usedContext;
+
+        nri_node *convert(Value &v, const Pos &pos, unsigned depth);
+        void setString(nri_node *n, std::string_view s);
+        std::string storePathOf(std::string_view s) const;
+        void toValue(const cJSON *j, Value &v);
+        [[noreturn]] void fail(const nri_error &err);
+
+        static int importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err);
+        static void useContext(void *ctx, const nri_node *node);
+};
+
+void Call::setString(nri_node *n, std::string_view s) {
+        n->str.s = nri_strndup(arena.get(), s.data(), s.size());
+        n->str.len = s.size();
+}
+
+nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
+        auto *n = static_cast<nri_node *>(nri_alloc(arena.get(), sizeof(nri_node)));
+        n->pos = &pos;
+        if (depth > NRI_NODE_MAX_DEPTH) {
+                n->kind = NRI_DEEP;
+                return n;
+        }
+        state.forceValue(v, pos);
+        switch (v.type()) {
+        case nNull:
+                n->kind = NRI_NULL;
+                break;
+        case nBool:
+                n->kind = NRI_BOOL;
+                n->b = v.boolean;
+                break;
+        case nInt:
+                n->kind = NRI_INT;
+                n->i = v.integer;
+                break;
+        case nFloat:
+                n->kind = NRI_FLOAT;
+                n->f = v.fpoint;
+                break;
+        case nString: {
+                n->kind = NRI_STRING;
+                setString(n, v.string.s);
+                if (v.string.context && *v.string.context) {
+                        n->has_context = true;
+                        auto &ctx = nodeContext[n];
+                        for (const char **c = v.string.context; *c; c++)
+                                ctx.insert(*c);
+                }
+                break;
+        }
+        case nPath:
+                n->kind = NRI_PATH;
+                setString(n, v.path);
+                break;
+        case nAttrs: {
+                if (state.isDerivation(v)) {
+                        PathSet ctx;
+                        auto out = state.coerceToString(pos, v, ctx, false, false);
+                        n->kind = NRI_DERIVATION;
+                        n->has_context = !ctx.empty();
+                        setString(n, *out);
+                        nodeContext[n] = std::move(ctx);
+                        break;
+                }
+                std::vector<Attr *> attrs;
+                for (auto &a : *v.attrs)
+                        attrs.push_back(&a);
+                std::sort(attrs.begin(), attrs.end(), [](const Attr *a, const Attr *b) {
+                        return (const std::string &)a->name < (const std::string &)b->name;
+                });
+                n->kind = NRI_ATTRS;
+                n->attrs.n = attrs.size();
+                n->attrs.items = static_cast<nri_attr *>(nri_alloc(arena.get(), sizeof(nri_attr) * attrs.size()));
+                for (size_t i = 0; i < attrs.size(); i++) {
+                        const std::string &name = attrs[i]->name;
+                        n->attrs.items[i].name = nri_strndup(arena.get(), name.data(), name.size());
+                        const Pos &apos = *attrs[i]->pos ? *attrs[i]->pos : pos;
+                        n->attrs.items[i].value = convert(*attrs[i]->value, apos, depth + 1);
+                }
+                break;
+        }
+        case nList:
+                n->kind = NRI_LIST;
+                n->list.n = v.listSize();
+                n->list.items = static_cast<nri_node **>(nri_alloc(arena.get(), sizeof(nri_node *) * v.listSize()));
+                for (size_t i = 0; i < v.listSize(); i++)
+                        n->list.items[i] = convert(*v.listElems()[i], pos, depth + 1);
+                break;
+        case nFunction:
+                n->kind = NRI_FUNCTION;
+                break;
+        default:
+                n->kind = NRI_DEEP;
+                break;
+        }
+        return n;
+}
+
+// "/nix/store/<hash>-<name>/sub" → "/nix/store/<hash>-<name>"; "" when s is
+// not in the store.
+std::string Call::storePathOf(std::string_view s) const {
+        const std::string &dir = state.store->storeDir;
+        if (s.size() <= dir.size() + 1 || s.substr(0, dir.size()) != dir || s[dir.size()] != '/')
+                return "";
+        auto end = s.find('/', dir.size() + 1);
+        return std::string(s.substr(0, end));
+}
+
+int Call::importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err) {
+        auto *self = static_cast<Call *>(ctx);
+        try {
+                PathSet context;
+                std::string storePath = self->state.copyPathToStore(context, node->str.s);
+                self->usedContext[self->storePathOf(storePath)].insert(context.begin(), context.end());
+                *ret = nri_strdup(self->arena.get(), storePath.c_str());
+                return 0;
+        } catch (Error &e) {
+                return nri_fail(self->arena.get(), err, node, "cannot copy %s into the Nix store: %s", node->str.s,
+                                e.msg().c_str());
+        }
+}
+
+void Call::useContext(void *ctx, const nri_node *node) {
+        auto *self = static_cast<Call *>(ctx);
+        auto it = self->nodeContext.find(node);
+        if (it == self->nodeContext.end())
+                return;
+        self->usedContext[self->storePathOf(node->str.s)].insert(it->second.begin(), it->second.end());
+}
+
+void Call::toValue(const cJSON *j, Value &v) {
+        if (cJSON_IsNull(j)) {
+                v.mkNull();
+        } else if (cJSON_IsBool(j)) {
+                v.mkBool(cJSON_IsTrue(j));
+        } else if (cJSON_IsNumber(j)) {
+                double d = j->valuedouble;
+                if (d == (double)(NixInt)d)
+                        v.mkInt((NixInt)d);
+                else
+                        v.mkFloat(d);
+        } else if (cJSON_IsString(j)) {
+                std::string_view s = j->valuestring;
+                auto it = usedContext.find(storePathOf(s));
+                if (it != usedContext.end())
+                        v.mkString(s, it->second);
+                else
+                        v.mkString(s);
+        } else if (cJSON_IsArray(j)) {
+                state.mkList(v, cJSON_GetArraySize(j));
+                size_t i = 0;
+                for (const cJSON *e = j->child; e; e = e->next) {
+                        v.listElems()[i] = state.allocValue();
+                        toValue(e, *v.listElems()[i++]);
+                }
+        } else if (cJSON_IsObject(j)) {
+                auto bindings = state.buildBindings(cJSON_GetArraySize(j));
+                for (const cJSON *e = j->child; e; e = e->next)
+                        toValue(e, bindings.alloc(e->string));
+                v.mkAttrs(bindings);
+        } else {
+                throw Error("builtins.repartImage: internal error: unexpected JSON value");
+        }
+}
+
+void Call::fail(const nri_error &err) {
+        const Pos &pos = err.where && err.where->pos ? *static_cast<const Pos *>(err.where->pos) : callPos;
+        throw EvalError({.msg = hintfmt(std::string("builtins.repartImage: ") + err.message), .errPos = pos});
+}
+
+void Call::run(Value &arg, Value &result) {
+        nri_node *args = convert(arg, callPos, 0);
+
+        std::string storeDir = state.store->storeDir;
+        std::string system = settings.thisSystem.get();
+        nri_host host = {};
+        host.store_dir = storeDir.c_str();
+        host.system = system.c_str();
+        host.ctx = this;
+        host.import_path = importPath;
+        host.use_context = useContext;
+
+        nri_spec *spec = nullptr;
+        nri_error err = {};
+        if (nri_spec_from_args(arena.get(), args, &host, &spec, &err) < 0)
+                fail(err);
+
+        JsonPtr drvJson(nri_spec_derivation_json(spec, repartImageSettings.builder.get().c_str(), system.c_str()));
+        JsonPtr summaryJson(nri_spec_summary_json(spec));
+        if (!drvJson || !summaryJson)
+                throw Error("builtins.repartImage: out of memory");
+
+        Value *drvAttrs = state.allocValue();
+        toValue(drvJson.get(), *drvAttrs);
+        Value drv;
+        state.callFunction(state.getBuiltin("derivation"), *drvAttrs, drv, callPos);
+        state.forceAttrs(drv, callPos);
+
+        // The derivation, and what the image will hold under `image`.
+        auto bindings = state.buildBindings(drv.attrs->size() + 1);
+        for (auto &a : *drv.attrs)
+                bindings.insert(a);
+        toValue(summaryJson.get(), bindings.alloc("image"));
+        result.mkAttrs(bindings.finish());
+}
+
+void primRepartImage(EvalState &state, const Pos &pos, Value **args, Value &v) {
+        Call(state, pos).run(*args[0], v);
+}
+
+RegisterPrimOp registerRepartImage({
+        .name = "repartImage",
+        .args = {"image"},
+        .arity = 1,
+        .doc = R"(
+Build a GPT disk image the way NixOS's `image.repart` does, with
+systemd-repart's semantics, and return the derivation that builds it.
+(Loaded from the nix-repart-image plugin, version )" NRI_VERSION R"(.)
+
+The argument is the attribute set `image.repart` takes:
+
+- `name` (string, required): the image's name; the image file is
+  `<name>.raw`, or `<name>_<version>.raw`.
+- `version` (string or null, default null).
+- `seed` (UUID string, default `"0867da16-f251-457d-a9e8-c31f9a3c220b"`):
+  every partition, file-system and disk UUID is derived from it as
+  systemd-repart derives them.  `null` draws a random seed at each
+  evaluation: the image is then not reproducible.
+- `sectorSize` (512, 1024, 2048 or 4096; default 512).
+- `imageSize` (`"auto"`, the default, or a size such as `"2G"`).
+- `split` (bool, default false): also write each partition to its own file.
+- `compression` (`{ enable ? false; algorithm ? "zstd"; level ? 3; }`,
+  algorithm `"zstd"` or `"xz"`).
+- `architecture` (`"x86-64"` or `"arm64"`, default: the evaluating system's):
+  what `Type = "root"` and `"usr"` mean.
+- `partitions.<name>` (required), in name order, each with:
+  - `repartConfig` (required): systemd-repart `[Partition]` settings: `Type`,
+    `Label`, `UUID`, `Priority`, `Weight`, `PaddingWeight`, `SizeMinBytes`,
+    `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` (`ext4`,
+    `vfat`), `CopyFiles`, `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`,
+    `ReadOnly`, `GrowFileSystem`, `SplitName`; values are strings, integers,
+    Booleans, or lists of strings for `CopyFiles` and `MakeDirectories`.
+  - `contents.<target>.source`: a path or derivation copied to `<target>`.
+  - `storePaths` (list of derivations or store paths): their whole runtime
+    closures are copied into the file system.
+  - `nixStorePrefix` (default: the store directory, `/nix/store`): where the
+    closures land.
+  - `stripNixStorePrefix` (bool, default false): land them at `/` instead,
+    for a partition mounted at `/nix/store`.
+
+The result is a derivation whose output holds the image and
+`repart-output.json`.  Its attribute `image` tells, at evaluation time, what
+the image will hold: `diskUuid` and, for each partition,
+`partitions.<name>.{partno, type, typeUuid, label, uuid, fsUuid}`.
+
+```nix
+builtins.repartImage {
+  name = "image";
+  partitions.root = {
+    storePaths = [ myPackage ];
+    repartConfig = { Type = "root"; Format = "ext4"; Label = "nixos"; Minimize = "guess"; };
+  };
+}
+```
+)",
+        .fun = primRepartImage,
+});
+
+} // namespace

@@ -1,0 +1,88 @@
+"""The plugin loads by every mechanism Nix offers, and documents itself."""
+import pytest
+
+from conftest import PLUGIN, assert_eval_error
+
+HAS = "builtins ? repartImage"
+
+
+def test_not_there_without_the_plugin(nix_without_plugin):
+    r = nix_without_plugin.eval(HAS)
+    assert r.returncode == 0, r.stderr
+    assert r.json() is False
+
+
+def test_nix_conf_plugin_files(nix):
+    # The fixture's nix.conf has the `plugin-files =` line.
+    r = nix.eval(HAS)
+    assert r.returncode == 0, r.stderr
+    assert r.json() is True
+
+
+def test_nix_conf_extra_plugin_files(nix_without_plugin):
+    n = nix_without_plugin
+    with open(n.conf_dir / "nix.conf", "a") as f:
+        f.write(f"extra-plugin-files = {PLUGIN}\n")
+    r = n.eval(HAS)
+    assert r.returncode == 0, r.stderr
+    assert r.json() is True
+
+
+def test_option_on_the_command_line(nix_without_plugin):
+    # Nix 2.8 loads plugins when it reads the first positional argument, so
+    # --option must come before -E.
+    r = nix_without_plugin.run("nix-instantiate", "--option", "plugin-files", str(PLUGIN),
+                               "--eval", "--json", "-E", HAS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "true"
+
+
+@pytest.mark.parametrize("line", [f"plugin-files = {PLUGIN}", f"extra-plugin-files = {PLUGIN}"])
+def test_nix_config_environment(nix_without_plugin, line):
+    r = nix_without_plugin.run("nix-instantiate", "--eval", "--json", "-E", HAS,
+                               env={"NIX_CONFIG": line})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "true"
+
+
+def test_new_cli_nix_eval(nix):
+    r = nix.run("nix", "eval", "--json", "--expr", "builtins.isFunction builtins.repartImage")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "true"
+
+
+def test_builder_setting_is_known(nix):
+    # An unknown setting would draw "warning: unknown setting".
+    with open(nix.conf_dir / "nix.conf", "a") as f:
+        f.write("repart-image-builder = /opt/elsewhere/builder\n")
+    r = nix.run("nix", "show-config", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["repart-image-builder"]["value"] == "/opt/elsewhere/builder"
+    assert "unknown setting" not in r.stderr
+
+
+def test_repl_doc(nix):
+    r = nix.run("nix", "repl", input=":doc builtins.repartImage\n")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "repartImage" in out
+    # Every argument is described.
+    for arg in ("name", "version", "seed", "sectorSize", "imageSize", "split", "compression",
+                "architecture", "partitions", "repartConfig", "contents", "storePaths",
+                "nixStorePrefix", "stripNixStorePrefix"):
+        assert arg in out, f"{arg} missing from :doc"
+    assert "0867da16-f251-457d-a9e8-c31f9a3c220b" in out
+
+
+def test_missing_plugin_file_is_an_error(nix_without_plugin):
+    r = nix_without_plugin.run("nix-instantiate", "--option", "plugin-files", "/nonexistent/plugin.so",
+                               "--eval", "-E", "1")
+    assert r.returncode != 0
+    assert "/nonexistent/plugin.so" in r.stderr
+
+
+def test_wrong_argument_type(nix):
+    r = nix.eval("builtins.repartImage 42")
+    assert_eval_error(r)
+    assert "builtins.repartImage" in r.stderr
+    assert "attribute set" in r.stderr
