@@ -5,7 +5,8 @@
  * its build directory.  nri_spec_derivation_json() returns the attribute set
  * given to `derivation`:
  *
- *   name, system, builder        the derivation's own
+ *   name, system, builder        the derivation's own; name is
+ *                                "<name>" or "<name>-<version>"
  *   __structuredAttrs = true
  *   exportReferencesGraph        { "closure-<partno>": [store paths] } for
  *                                each partition with storePaths
@@ -26,28 +27,44 @@
  *     "compression": null | { "algorithm": "zstd" | "xz", "level": n },
  *     "storeDir": "/nix/store",
  *     "diskUuid": "<uuid>",
- *     "partitions": [                      in name order; index = partno
+ *     "partitions": [                      index = partno; in the byte order
+ *                                          of "<id>.conf", as systemd-repart
+ *                                          reads definition files ("a-b"
+ *                                          before "a")
  *       { "id": "root",                    the attribute name
  *         "partno": 0,
  *         "type": "root-x86-64",           canonical name, or the GUID
  *         "typeUuid": "<uuid>",
  *         "label": "nixos",
  *         "uuid": "<uuid>",
- *         "fsUuid": "<uuid>",              for Format=
- *         "vfatVolumeId": "1234abcd",      for Format=vfat
+ *         "fsUuid": "<uuid>",              the file system's (the one it
+ *                                          would have, without Format=)
+ *         "vfatVolumeId": "1234abcd",      only with Format=vfat
  *         "priority": 0, "weight": 1000, "paddingWeight": 0,
  *         "sizeMinBytes": n|null, "sizeMaxBytes": n|null,
  *         "paddingMinBytes": n|null, "paddingMaxBytes": n|null,
  *         "format": "ext4" | "vfat" | null,
+ *                                          ext4 also when the partition gets
+ *                                          files and has no Format= (as in
+ *                                          systemd-repart 252)
  *         "minimize": "off" | "best" | "guess",
  *         "readOnly": b, "noAuto": b, "growFileSystem": b,
  *         "flags": "0x1000000000000000",   GPT attribute bits, hexadecimal
- *         "splitName": "%t" | null,        null: not split
+ *                                          without leading zeros ("0x0"):
+ *                                          Flags= with ReadOnly=, NoAuto=,
+ *                                          GrowFileSystem= merged
+ *         "splitName": "%t" | null,        null: not split; unexpanded: the
+ *                                          builder expands %t (type), %T
+ *                                          (typeUuid), %U (uuid), %n (partno)
+ *                                          and %%; when split is true the
+ *                                          expanded names are checked unique
  *         "contents": [ { "source": "/nix/store/…", "target": "/EFI/…" } ],
  *         "copyFiles": [ { "source": "/nix/store/…", "target": "/usr" } ],
  *         "makeDirectories": [ "/var", … ],
- *         "storePaths": [ "/nix/store/…" ],
- *         "closure": "closure-0" | null,   key of exportReferencesGraph
+ *         "storePaths": [ "/nix/store/…" ],  exact store paths, first
+ *                                          occurrence kept
+ *         "closure": "closure-0" | null,   key of exportReferencesGraph;
+ *                                          null when storePaths is empty
  *         "nixStorePrefix": "/nix/store" } ] }
  *
  * The builder refuses a specVersion it does not know.  A change that an older
@@ -67,7 +84,9 @@ cJSON *nri_spec_to_json(const nri_spec *spec);
 cJSON *nri_spec_derivation_json(const nri_spec *spec, const char *builder, const char *system);
 
 /* What the returned value exposes at evaluation time, under `image`:
- *   { diskUuid, seed, architecture, imageFile,
+ *   { diskUuid, seed, seedRandom, architecture, imageFile,
  *     partitions.<id> = { partno, type, typeUuid, label, uuid, fsUuid,
- *                         vfatVolumeId?, flags } } */
+ *                         vfatVolumeId?, flags } }
+ * seed is the seed used, also when drawn at random (seedRandom = true);
+ * fsUuid, vfatVolumeId and flags as in the spec. */
 cJSON *nri_spec_summary_json(const nri_spec *spec);

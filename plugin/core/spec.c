@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "nix-repart-image/parse.h"
 
@@ -89,8 +90,8 @@ static const char *quote(ctx *c, const char *s) {
 /* ---- attribute paths ---------------------------------------------------- */
 
 static bool is_nix_identifier(const char *s) {
-        static const char *const keywords[] = {"assert", "else", "if", "in", "inherit", "let",
-                                               "or", "rec", "then", "with", NULL};
+        static const char *const keywords[] = {"assert", "else", "if",   "in",   "inherit", "let",
+                                               "or",     "rec",  "then", "with", NULL};
 
         if (!(isalpha((unsigned char)s[0]) || s[0] == '_'))
                 return false;
@@ -145,6 +146,12 @@ static const char *nearest(const char *name, const char *const *candidates) {
         const char *best = NULL;
         size_t best_d = SIZE_MAX;
 
+        /* A truncated name ("Sizemin") is far from the whole one in edits
+         * but plainly meant it. */
+        if (strlen(name) >= 4)
+                for (const char *const *p = candidates; *p; p++)
+                        if (strncasecmp(*p, name, strlen(name)) == 0)
+                                return *p;
         for (; *candidates; candidates++) {
                 size_t d = edit_distance(name, *candidates);
 
@@ -201,7 +208,8 @@ static int check_fields(ctx *c, const nri_node *attrs, const char *path, const c
 static int expect(ctx *c, const nri_node *n, const char *path, nri_kind kind) {
         if (n->kind == kind)
                 return 0;
-        return FAIL(c, n, "%s: expected %s, got %s", path, nri_kind_describe(kind), nri_kind_describe(n->kind));
+        return FAIL(c, n, "%s: expected %s, got %s", path, nri_kind_describe(kind),
+                    nri_kind_describe(n->kind));
 }
 
 /* An optional attribute: NULL when absent. */
@@ -361,7 +369,7 @@ static int check_file_name_part(ctx *c, const nri_node *n, const char *path) {
 }
 
 static int parse_name(ctx *c, const nri_node *args) {
-        const nri_node *n;
+        const nri_node *n = NULL;
         int r;
 
         r = require(c, args, NULL, "name", &n);
@@ -414,8 +422,10 @@ static int parse_seed(ctx *c, const nri_node *args) {
                 return 0;
         }
         if (nri_uuid_parse(s, &c->spec->seed) < 0)
-                return FAIL(c, n, "seed: %s is not a UUID (8-4-4-4-12 hexadecimal digits); use null for random UUIDs",
-                            quote(c, s));
+                return FAIL(
+                    c, n,
+                    "seed: %s is not a UUID (8-4-4-4-12 hexadecimal digits); use null for random UUIDs",
+                    quote(c, s));
         if (nri_uuid_is_null(&c->spec->seed))
                 return FAIL(c, n, "seed: the all-zero UUID cannot seed anything; use null for random UUIDs");
         return 0;
@@ -434,7 +444,9 @@ static int parse_sector_size(ctx *c, const nri_node *args) {
         if (r < 0)
                 return r;
         if (n->i != 512 && n->i != 1024 && n->i != 2048 && n->i != 4096)
-                return FAIL(c, n, "sectorSize: %" PRId64 " is not a supported sector size; use 512, 1024, 2048 or 4096",
+                return FAIL(c, n,
+                            "sectorSize: %" PRId64
+                            " is not a supported sector size; use 512, 1024, 2048 or 4096",
                             n->i);
         c->spec->sector_size = (uint32_t)n->i;
         return 0;
@@ -451,17 +463,19 @@ static int parse_image_size(ctx *c, const nri_node *args) {
                 return 0;
         if (n->kind == NRI_INT) {
                 if (n->i <= 0)
-                        return FAIL(c, n, "imageSize: %" PRId64 " is too small; give a positive number of bytes",
+                        return FAIL(c, n,
+                                    "imageSize: %" PRId64 " is too small; give a positive number of bytes",
                                     n->i);
                 v = (uint64_t)n->i;
         } else if (n->kind == NRI_STRING) {
                 if (streq(n->str.s, "auto"))
                         return 0;
                 if (nri_parse_size(n->str.s, 1024, &v) < 0)
-                        return FAIL(c, n,
-                                    "imageSize: cannot parse %s as a size: expected \"auto\" or a number with an "
-                                    "optional K, M, G, T or P suffix (powers of 1024)",
-                                    quote(c, n->str.s));
+                        return FAIL(
+                            c, n,
+                            "imageSize: cannot parse %s as a size: expected \"auto\" or a number with an "
+                            "optional K, M, G, T or P suffix (powers of 1024)",
+                            quote(c, n->str.s));
         } else {
                 return FAIL(c, n, "imageSize: expected \"auto\", a size string or an integer, got %s",
                             nri_kind_describe(n->kind));
@@ -488,8 +502,8 @@ typedef struct compressor {
 /* Levels as the zstd and xz programs take them (zstd's 20–22 need
  * --ultra); the defaults are NixOS's. */
 static const compressor compressors[] = {
-        {"zstd", NRI_COMPRESSION_ZSTD, 1, 19, 3},
-        {"xz", NRI_COMPRESSION_XZ, 0, 9, 3},
+    {"zstd", NRI_COMPRESSION_ZSTD, 1, 19, 3},
+    {"xz", NRI_COMPRESSION_XZ, 0, 9, 3},
 };
 
 static int parse_compression_algorithm(ctx *c, const nri_node *cn, const compressor **ret) {
@@ -508,8 +522,9 @@ static int parse_compression_algorithm(ctx *c, const nri_node *cn, const compres
                         return 0;
                 }
         if (streq(n->str.s, "zstd-seekable"))
-                return FAIL(c, n, "compression.algorithm: \"zstd-seekable\" is not supported by repartImage yet; "
-                                  "use \"zstd\" or \"xz\"");
+                return FAIL(c, n,
+                            "compression.algorithm: \"zstd-seekable\" is not supported by repartImage yet; "
+                            "use \"zstd\" or \"xz\"");
         return FAIL(c, n, "compression.algorithm: %s is not a compression algorithm; use \"zstd\" or \"xz\"",
                     quote(c, n->str.s));
 }
@@ -543,7 +558,8 @@ static int parse_compression(ctx *c, const nri_node *args) {
                 if (r < 0)
                         return r;
                 if (level->i < alg->min || level->i > alg->max)
-                        return FAIL(c, level, "compression.level: %" PRId64 " is out of range for %s (%d to %d)",
+                        return FAIL(c, level,
+                                    "compression.level: %" PRId64 " is out of range for %s (%d to %d)",
                                     level->i, alg->name, alg->min, alg->max);
                 c->spec->compression_level = (int)level->i;
         }
@@ -572,9 +588,10 @@ static int parse_architecture(ctx *c, const nri_node *args) {
         if (c->spec->arch >= 0)
                 return 0;
         if (streq(n->str.s, "x86_64") || streq(n->str.s, "aarch64"))
-                return FAIL(c, n, "architecture: %s is Nix's name; systemd's, used here, is %s", quote(c, n->str.s),
-                            streq(n->str.s, "x86_64") ? "\"x86-64\"" : "\"arm64\"");
-        return FAIL(c, n, "architecture: %s is not supported; use \"x86-64\" or \"arm64\"", quote(c, n->str.s));
+                return FAIL(c, n, "architecture: %s is Nix's name; systemd's, used here, is %s",
+                            quote(c, n->str.s), streq(n->str.s, "x86_64") ? "\"x86-64\"" : "\"arm64\"");
+        return FAIL(c, n, "architecture: %s is not supported; use \"x86-64\" or \"arm64\"",
+                    quote(c, n->str.s));
 }
 
 /* ---- partitions: the state of one while it is read ---------------------- */
@@ -609,7 +626,8 @@ static void *grow(ctx *c, void *items, size_t n, size_t *cap, size_t size) {
         return p;
 }
 
-static void add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source, const char *target) {
+static void add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source,
+                     const char *target) {
         *items = grow(c, *items, *n, cap, sizeof(nri_copy));
         (*items)[(*n)++] = (nri_copy){.source = source, .target = target};
 }
@@ -629,21 +647,19 @@ static int import_path(ctx *c, const nri_node *n, const char *path, const char *
  * the derivation would not depend on what the image copies. */
 static int store_string(ctx *c, const nri_node *n, const char *path, const char *what, const char *s,
                         const char **ret) {
-        const char *why, *norm;
+        const char *why, *norm = NULL;
 
         why = normalise_path(c, s, &norm);
         if (why)
                 return FAIL(c, n, "%s: %s %s %s", path, what, quote(c, s), why);
-        if (!store_path_length(c->store_dir, norm))
-                return FAIL(c, n,
-                            "%s: %s %s is not in the Nix store (%s); use a path literal (./file) or a "
-                            "derivation",
-                            path, what, quote(c, s), c->store_dir);
         if (!n->has_context)
                 return FAIL(c, n,
-                            "%s: %s %s is a string without store context, so the image would not depend on "
-                            "it; use the derivation itself or \"${drv}/…\"",
+                            "%s: %s %s is a string without store context, so the image could not depend on "
+                            "it; use a path literal (./file), a derivation or \"${drv}/…\"",
                             path, what, quote(c, s));
+        if (!store_path_length(c->store_dir, norm))
+                return FAIL(c, n, "%s: %s %s is not in the Nix store (%s)", path, what, quote(c, s),
+                            c->store_dir);
         c->host->use_context(c->host->ctx, n);
         *ret = norm;
         return 0;
@@ -660,13 +676,15 @@ static int content_source(ctx *c, const nri_node *n, const char *path, const cha
         case NRI_STRING:
                 return store_string(c, n, path, "source", n->str.s, ret);
         default:
-                return FAIL(c, n, "%s: expected a path, a derivation or a string referring to the store, got %s",
+                return FAIL(c, n,
+                            "%s: expected a path, a derivation or a string referring to the store, got %s",
                             path, nri_kind_describe(n->kind));
         }
 }
 
-static int content_target(ctx *c, const nri_node *n, const char *path, const char *target, const char **ret) {
-        const char *expanded, *why;
+static int content_target(ctx *c, const nri_node *n, const char *path, const char *target,
+                          const char **ret) {
+        const char *expanded = NULL, *why;
         int r;
 
         r = expand_percent(c, n, path, target, &expanded);
@@ -680,8 +698,8 @@ static int content_target(ctx *c, const nri_node *n, const char *path, const cha
 
 static int parse_content(ctx *c, part_state *s, const char *cpath, const nri_attr *at) {
         static const char *const fields[] = {"source", NULL};
-        const char *path = path_join(c, cpath, at->name), *target, *source;
-        const nri_node *src;
+        const char *path = path_join(c, cpath, at->name), *target = NULL, *source = NULL;
+        const nri_node *src = NULL;
         nri_partition *p = s->p;
         int r;
 
@@ -732,7 +750,7 @@ static int parse_contents(ctx *c, part_state *s, const nri_node *pn) {
 /* ---- partitions: storePaths --------------------------------------------- */
 
 static int store_path_element(ctx *c, const nri_node *n, const char *path, const char **ret) {
-        const char *s, *why;
+        const char *s = NULL, *why;
         size_t len;
         int r;
 
@@ -756,15 +774,17 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
         }
         len = store_path_length(c->store_dir, s);
         if (!len)
-                return FAIL(c, n, "%s: %s is not a store path (%s/<hash>-<name>)", path, quote(c, s), c->store_dir);
+                return FAIL(c, n, "%s: %s is not a store path (%s/<hash>-<name>)", path, quote(c, s),
+                            c->store_dir);
         if (s[len])
                 return FAIL(c, n, "%s: %s is inside the store path %s; give %s itself", path, quote(c, s),
                             nri_strndup(c->a, s, len), nri_strndup(c->a, s, len));
         if (n->kind == NRI_STRING && !n->has_context)
-                return FAIL(c, n,
-                            "%s: %s is a string without store context, so Nix would not know the image needs "
-                            "it; use the derivation itself or \"${drv}\"",
-                            path, quote(c, s));
+                return FAIL(
+                    c, n,
+                    "%s: %s is a string without store context, so Nix would not know the image needs "
+                    "it; use the derivation itself or \"${drv}\"",
+                    path, quote(c, s));
         if (n->kind != NRI_PATH)
                 c->host->use_context(c->host->ctx, n);
         *ret = s;
@@ -784,7 +804,7 @@ static int parse_store_paths(ctx *c, part_state *s, const nri_node *pn) {
                 return r;
         p->store_paths = nri_alloc(c->a, (n->list.n + 1) * sizeof(char *));
         for (size_t i = 0; i < n->list.n; i++) {
-                const char *sp;
+                const char *sp = NULL;
                 bool dup = false;
 
                 r = store_path_element(c, n->list.items[i], path, &sp);
@@ -816,16 +836,17 @@ static int parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
         if (n->kind != NRI_STRING && n->kind != NRI_PATH)
                 return FAIL(c, n, "%s: expected a string, got %s", ppath, nri_kind_describe(n->kind));
         if (n->has_context)
-                return FAIL(c, n, "%s: %s refers to the store; the prefix is a directory inside the image", ppath,
-                            quote(c, n->str.s));
+                return FAIL(c, n, "%s: %s refers to the store; the prefix is a directory inside the image",
+                            ppath, quote(c, n->str.s));
         why = normalise_path(c, n->str.s, &s->p->nix_store_prefix);
         if (why)
                 return FAIL(c, n, "%s: %s %s", ppath, quote(c, n->str.s), why);
         if (strip && !streq(s->p->nix_store_prefix, "/"))
-                return FAIL(c, n,
-                            "%s: %s conflicts with stripNixStorePrefix = true, which means \"/\"; set only one "
-                            "of them",
-                            ppath, quote(c, n->str.s));
+                return FAIL(
+                    c, n,
+                    "%s: %s conflicts with stripNixStorePrefix = true, which means \"/\"; set only one "
+                    "of them",
+                    ppath, quote(c, n->str.s));
         return 0;
 }
 
@@ -851,7 +872,7 @@ static int key_type(ctx *c, part_state *s, const key_value *kv) {
 /* systemd: config_parse_label() and gpt_partition_label_valid().  The
  * empty label is a valid one there, and here. */
 static int key_label(ctx *c, part_state *s, const key_value *kv) {
-        const char *label;
+        const char *label = NULL;
         long units;
         int r;
 
@@ -862,8 +883,9 @@ static int key_label(ctx *c, part_state *s, const key_value *kv) {
         if (units < 0)
                 return FAIL(c, kv->node, "%s: %s is not valid UTF-8", kv->path, quote(c, kv->text));
         if (units > NRI_LABEL_MAX_UTF16)
-                return FAIL(c, kv->node, "%s: %s is %ld UTF-16 code units long; a GPT partition label holds %d",
-                            kv->path, quote(c, label), units, NRI_LABEL_MAX_UTF16);
+                return FAIL(c, kv->node,
+                            "%s: %s is %ld UTF-16 code units long; a GPT partition label holds %d", kv->path,
+                            quote(c, label), units, NRI_LABEL_MAX_UTF16);
         s->p->label = label;
         s->label_set = true;
         s->label_node = kv->node;
@@ -878,12 +900,13 @@ static int key_uuid(ctx *c, part_state *s, const key_value *kv) {
                 return 0;
         }
         if (streq(kv->text, "null"))
-                return FAIL(c, kv->node, "%s: the null UUID cannot identify a partition; leave UUID unset to derive "
-                                         "one from the seed",
+                return FAIL(c, kv->node,
+                            "%s: the null UUID cannot identify a partition; leave UUID unset to derive "
+                            "one from the seed",
                             kv->path);
         if (nri_uuid_parse(kv->text, &s->p->uuid) < 0)
-                return FAIL(c, kv->node, "%s: %s is not a UUID (8-4-4-4-12 or 32 hexadecimal digits)", kv->path,
-                            quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: %s is not a UUID (8-4-4-4-12 or 32 hexadecimal digits)",
+                            kv->path, quote(c, kv->text));
         if (nri_uuid_is_null(&s->p->uuid))
                 return FAIL(c, kv->node, "%s: the null UUID cannot identify a partition", kv->path);
         s->uuid_set = true;
@@ -909,11 +932,11 @@ static int key_weight(ctx *c, part_state *s, const key_value *kv) {
         int r = nri_parse_u64(kv->text, &v);
 
         if (r == -EINVAL)
-                return FAIL(c, kv->node, "%s: cannot parse %s as a weight (a non-negative integer)", kv->path,
-                            quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: cannot parse %s as a weight (a non-negative integer)",
+                            kv->path, quote(c, kv->text));
         if (r < 0 || v > NRI_WEIGHT_MAX)
-                return FAIL(c, kv->node, "%s: %s is out of range (0 to %" PRIu32 ")", kv->path, quote(c, kv->text),
-                            NRI_WEIGHT_MAX);
+                return FAIL(c, kv->node, "%s: %s is out of range (0 to %" PRIu32 ")", kv->path,
+                            quote(c, kv->text), NRI_WEIGHT_MAX);
         if (kv->arg)
                 s->p->padding_weight = (uint32_t)v;
         else
@@ -943,16 +966,20 @@ static int key_size(ctx *c, part_state *s, const key_value *kv) {
         int r;
 
         r = nri_parse_size(kv->text, 1024, &v);
+        if (r < 0 && kv->text[strspn(kv->text, " \t\n\r")] == '-')
+                return FAIL(c, kv->node, "%s: %s: a size cannot be negative", kv->path, quote(c, kv->text));
         if (r == -ERANGE)
                 return FAIL(c, kv->node, "%s: %s is too large", kv->path, quote(c, kv->text));
         if (r < 0)
-                return FAIL(c, kv->node,
-                            "%s: cannot parse %s as a size: expected a number of bytes with an optional K, M, G, "
-                            "T, P or E suffix (powers of 1024), e.g. \"96M\"",
-                            kv->path, quote(c, kv->text));
+                return FAIL(
+                    c, kv->node,
+                    "%s: cannot parse %s as a size: expected a number of bytes with an optional K, M, G, "
+                    "T, P or E suffix (powers of 1024), e.g. \"96M\"",
+                    kv->path, quote(c, kv->text));
         rounded = is_max ? nri_round_up(v, SIZE_GRAIN) : nri_round_down(v, SIZE_GRAIN);
         if (rounded >= NRI_SIZE_LIMIT)
-                return FAIL(c, kv->node, "%s: %s is too large (the limit is 8 PiB)", kv->path, quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: %s is too large (the limit is 8 PiB)", kv->path,
+                            quote(c, kv->text));
         *size_field(s->p, kv->arg) = rounded;
         s->size_node[kv->arg] = kv->node;
         return 0;
@@ -961,8 +988,8 @@ static int key_size(ctx *c, part_state *s, const key_value *kv) {
 /* systemd: config_parse_fstype() takes any valid file name and leaves the
  * rest to mkfs.<type>. */
 static int key_format(ctx *c, part_state *s, const key_value *kv) {
-        static const char *const later[] = {"ext2", "ext3", "btrfs", "xfs", "f2fs", "swap", "squashfs", "erofs",
-                                            NULL};
+        static const char *const later[] = {"ext2", "ext3",     "btrfs", "xfs", "f2fs",
+                                            "swap", "squashfs", "erofs", NULL};
         const char *t = kv->text;
 
         s->format_node = kv->node;
@@ -975,7 +1002,8 @@ static int key_format(ctx *c, part_state *s, const key_value *kv) {
                 return 0;
         }
         if (str_in(t, later))
-                return FAIL(c, kv->node, "%s: file system %s is not supported by repartImage yet (supported: ext4, vfat)",
+                return FAIL(c, kv->node,
+                            "%s: file system %s is not supported by repartImage yet (supported: ext4, vfat)",
                             kv->path, quote(c, t));
         if (!*t || strchr(t, '/') || streq(t, ".") || streq(t, ".."))
                 return FAIL(c, kv->node, "%s: %s is not a valid file system type", kv->path, quote(c, t));
@@ -987,7 +1015,7 @@ static int key_format(ctx *c, part_state *s, const key_value *kv) {
  * but from the store only: a file from the evaluating machine goes in
  * through contents.<target>.source, which imports it. */
 static int copy_source(ctx *c, const key_value *kv, const char *raw, const char **ret) {
-        const char *expanded;
+        const char *expanded = NULL;
         int r;
 
         r = expand_percent(c, kv->node, kv->path, raw, &expanded);
@@ -999,7 +1027,8 @@ static int copy_source(ctx *c, const key_value *kv, const char *raw, const char 
 /* systemd: config_parse_copy_files(): "SOURCE[:TARGET]", TARGET defaulting
  * to SOURCE, each a normalised absolute path. */
 static int key_copy_files(ctx *c, part_state *s, const key_value *kv) {
-        const char *colon = strchr(kv->text, ':'), *raw_source, *raw_target, *source, *target, *why;
+        const char *colon = strchr(kv->text, ':'), *raw_source, *raw_target, *source = NULL, *target = NULL,
+                   *why;
         int r;
 
         if (!*kv->text)
@@ -1007,7 +1036,8 @@ static int key_copy_files(ctx *c, part_state *s, const key_value *kv) {
         /* systemd C-unescapes both halves; store paths and image paths
          * need no escapes, so any backslash is more likely a mistake. */
         if (strchr(kv->text, '\\'))
-                return FAIL(c, kv->node, "%s: %s: escape sequences are not supported", kv->path, quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: %s: escape sequences are not supported", kv->path,
+                            quote(c, kv->text));
         if (colon && strchr(colon + 1, ':'))
                 return FAIL(c, kv->node, "%s: %s has too many ':'; expected \"SOURCE[:TARGET]\"", kv->path,
                             quote(c, kv->text));
@@ -1064,7 +1094,7 @@ static int next_word(ctx *c, const char **p, const char **ret) {
  * paths. */
 static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
         nri_partition *p = s->p;
-        const char *cur = kv->text, *word, *dir, *why;
+        const char *cur = kv->text, *word = NULL, *dir = NULL, *why;
         int r;
 
         while ((r = next_word(c, &cur, &word)) > 0) {
@@ -1074,12 +1104,13 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
                 why = normalise_path(c, dir, &dir);
                 if (why)
                         return FAIL(c, kv->node, "%s: %s %s", kv->path, quote(c, word), why);
-                p->make_directories = grow(c, p->make_directories, p->n_make_directories, &s->cap_dirs,
-                                           sizeof(char *));
+                p->make_directories =
+                    grow(c, p->make_directories, p->n_make_directories, &s->cap_dirs, sizeof(char *));
                 p->make_directories[p->n_make_directories++] = dir;
         }
         if (r < 0)
-                return FAIL(c, kv->node, "%s: %s has an unfinished quote or escape", kv->path, quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: %s has an unfinished quote or escape", kv->path,
+                            quote(c, kv->text));
         return 0;
 }
 
@@ -1087,9 +1118,9 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
  * a boolean meaning best/off. */
 static int key_minimize(ctx *c, part_state *s, const key_value *kv) {
         static const char *const modes[_NRI_MINIMIZE_MAX] = {
-                [NRI_MINIMIZE_OFF] = "off",
-                [NRI_MINIMIZE_BEST] = "best",
-                [NRI_MINIMIZE_GUESS] = "guess",
+            [NRI_MINIMIZE_OFF] = "off",
+            [NRI_MINIMIZE_BEST] = "best",
+            [NRI_MINIMIZE_GUESS] = "guess",
         };
         int b;
 
@@ -1101,7 +1132,8 @@ static int key_minimize(ctx *c, part_state *s, const key_value *kv) {
                 }
         b = nri_parse_boolean(kv->text);
         if (b < 0)
-                return FAIL(c, kv->node, "%s: %s is not a minimize mode; use \"off\", \"best\", \"guess\" or a boolean",
+                return FAIL(c, kv->node,
+                            "%s: %s is not a minimize mode; use \"off\", \"best\", \"guess\" or a boolean",
                             kv->path, quote(c, kv->text));
         s->p->minimize = b ? NRI_MINIMIZE_BEST : NRI_MINIMIZE_OFF;
         return 0;
@@ -1114,7 +1146,8 @@ static int key_flags(ctx *c, part_state *s, const key_value *kv) {
         if (r == -ERANGE)
                 return FAIL(c, kv->node, "%s: %s is out of range (64 bits)", kv->path, quote(c, kv->text));
         if (r < 0)
-                return FAIL(c, kv->node, "%s: cannot parse %s as flags (an unsigned 64-bit integer, 0x… for hexadecimal)",
+                return FAIL(c, kv->node,
+                            "%s: cannot parse %s as flags (an unsigned 64-bit integer, 0x… for hexadecimal)",
                             kv->path, quote(c, kv->text));
         return 0;
 }
@@ -1124,8 +1157,9 @@ static int key_tristate(ctx *c, part_state *s, const key_value *kv) {
         int b = nri_parse_boolean(kv->text);
 
         if (b < 0)
-                return FAIL(c, kv->node, "%s: cannot parse %s as a boolean (yes/no, true/false, on/off, 1/0)",
-                            kv->path, quote(c, kv->text));
+                return FAIL(c, kv->node,
+                            "%s: cannot parse %s as a boolean (yes/no, true/false, on/off, 1/0)", kv->path,
+                            quote(c, kv->text));
         s->tri[kv->arg] = b;
         s->tri_node[kv->arg] = kv->node;
         return 0;
@@ -1147,15 +1181,17 @@ static int key_split_name(ctx *c, part_state *s, const key_value *kv) {
                 return 0;
         }
         if (strchr(kv->text, '/'))
-                return FAIL(c, kv->node, "%s: %s names a file and cannot contain '/'", kv->path, quote(c, kv->text));
+                return FAIL(c, kv->node, "%s: %s names a file and cannot contain '/'", kv->path,
+                            quote(c, kv->text));
         for (const char *p = kv->text; *p; p++) {
                 if (*p != '%')
                         continue;
                 if (!p[1] || !strchr(split_specifiers, p[1]))
-                        return FAIL(c, kv->node,
-                                    "%s: specifier %%%s in %s is not supported; use %%t (type), %%T (type UUID), "
-                                    "%%U (partition UUID), %%n (partition number) or %%%%",
-                                    kv->path, p[1] ? nri_strndup(c->a, p + 1, 1) : "", quote(c, kv->text));
+                        return FAIL(
+                            c, kv->node,
+                            "%s: specifier %%%s in %s is not supported; use %%t (type), %%T (type UUID), "
+                            "%%U (partition UUID), %%n (partition number) or %%%%",
+                            kv->path, p[1] ? nri_strndup(c->a, p + 1, 1) : "", quote(c, kv->text));
                 p++;
         }
         s->p->split_name = kv->text;
@@ -1170,35 +1206,49 @@ typedef struct repart_key {
 } repart_key;
 
 static const repart_key repart_keys[] = {
-        {"Type", key_type, 0, false},
-        {"Label", key_label, 0, false},
-        {"UUID", key_uuid, 0, false},
-        {"Priority", key_priority, 0, false},
-        {"Weight", key_weight, 0, false},
-        {"PaddingWeight", key_weight, 1, false},
-        {"SizeMinBytes", key_size, SZ_MIN, false},
-        {"SizeMaxBytes", key_size, SZ_MAX, false},
-        {"PaddingMinBytes", key_size, PAD_MIN, false},
-        {"PaddingMaxBytes", key_size, PAD_MAX, false},
-        {"Format", key_format, 0, false},
-        {"CopyFiles", key_copy_files, 0, true},
-        {"MakeDirectories", key_make_dirs, 0, true},
-        {"Minimize", key_minimize, 0, false},
-        {"Flags", key_flags, 0, false},
-        {"NoAuto", key_tristate, TRI_NO_AUTO, false},
-        {"ReadOnly", key_tristate, TRI_READ_ONLY, false},
-        {"GrowFileSystem", key_tristate, TRI_GROWFS, false},
-        {"SplitName", key_split_name, 0, false},
+    {"Type", key_type, 0, false},
+    {"Label", key_label, 0, false},
+    {"UUID", key_uuid, 0, false},
+    {"Priority", key_priority, 0, false},
+    {"Weight", key_weight, 0, false},
+    {"PaddingWeight", key_weight, 1, false},
+    {"SizeMinBytes", key_size, SZ_MIN, false},
+    {"SizeMaxBytes", key_size, SZ_MAX, false},
+    {"PaddingMinBytes", key_size, PAD_MIN, false},
+    {"PaddingMaxBytes", key_size, PAD_MAX, false},
+    {"Format", key_format, 0, false},
+    {"CopyFiles", key_copy_files, 0, true},
+    {"MakeDirectories", key_make_dirs, 0, true},
+    {"Minimize", key_minimize, 0, false},
+    {"Flags", key_flags, 0, false},
+    {"NoAuto", key_tristate, TRI_NO_AUTO, false},
+    {"ReadOnly", key_tristate, TRI_READ_ONLY, false},
+    {"GrowFileSystem", key_tristate, TRI_GROWFS, false},
+    {"SplitName", key_split_name, 0, false},
 };
 
 /* The [Partition] settings of systemd-repart (252 to 257) that this builtin
  * does not implement. */
 static const char *const repart_keys_later[] = {
-        "AddValidateFS",  "CopyBlocks",       "Compression",        "CompressionLevel",
-        "DefaultSubvolume", "Encrypt",        "EncryptedVolume",    "ExcludeFiles",
-        "ExcludeFilesTarget", "FactoryReset", "MakeSymlinks",       "MountPoint",
-        "Subvolumes",     "SupplementFor",    "Verity",             "VerityDataBlockSizeBytes",
-        "VerityHashBlockSizeBytes", "VerityMatchKey", NULL,
+    "AddValidateFS",
+    "CopyBlocks",
+    "Compression",
+    "CompressionLevel",
+    "DefaultSubvolume",
+    "Encrypt",
+    "EncryptedVolume",
+    "ExcludeFiles",
+    "ExcludeFilesTarget",
+    "FactoryReset",
+    "MakeSymlinks",
+    "MountPoint",
+    "Subvolumes",
+    "SupplementFor",
+    "Verity",
+    "VerityDataBlockSizeBytes",
+    "VerityHashBlockSizeBytes",
+    "VerityMatchKey",
+    NULL,
 };
 
 static const char *const *repart_key_names(ctx *c) {
@@ -1254,8 +1304,9 @@ static int parse_key(ctx *c, part_state *s, const repart_key *k, const nri_node 
         if (n->kind != NRI_LIST)
                 return parse_key_value(c, s, k, n, path);
         if (!k->list)
-                return FAIL(c, n, "%s: expected a string, an integer or a Boolean, got a list; only CopyFiles and "
-                                  "MakeDirectories take lists",
+                return FAIL(c, n,
+                            "%s: expected a string, an integer or a Boolean, got a list; only CopyFiles and "
+                            "MakeDirectories take lists",
                             path);
         for (size_t i = 0; i < n->list.n; i++) {
                 const nri_node *e = n->list.items[i];
@@ -1274,11 +1325,13 @@ static int unknown_key(ctx *c, const nri_attr *at, const char *path) {
         const char *hint;
 
         if (str_in(at->name, repart_keys_later))
-                return FAIL(c, at->value, "%s: %s is a systemd-repart setting that repartImage does not implement yet",
+                return FAIL(c, at->value,
+                            "%s: %s is a systemd-repart setting that repartImage does not implement yet",
                             path, at->name);
         hint = nearest(at->name, repart_key_names(c));
         if (hint)
-                return FAIL(c, at->value, "%s: unknown systemd-repart setting; did you mean %s?", path, hint);
+                return FAIL(c, at->value, "%s: unknown systemd-repart setting; did you mean %s?", path,
+                            hint);
         return FAIL(c, at->value, "%s: unknown systemd-repart setting; repartImage implements: %s", path,
                     join_names(c, implemented_key_names(c)));
 }
@@ -1314,11 +1367,13 @@ static int check_ranges(ctx *c, part_state *s) {
                             "%s.SizeMinBytes: %s bytes (rounded down to a multiple of 4096) is larger than "
                             "SizeMaxBytes (%s bytes, rounded up)",
                             s->cfg_path, size_text(c, p->size_min), size_text(c, p->size_max));
-        if (p->padding_min != NRI_SIZE_UNSET && p->padding_max != NRI_SIZE_UNSET && p->padding_min > p->padding_max)
-                return FAIL(c, s->size_node[PAD_MIN],
-                            "%s.PaddingMinBytes: %s bytes (rounded down to a multiple of 4096) is larger than "
-                            "PaddingMaxBytes (%s bytes, rounded up)",
-                            s->cfg_path, size_text(c, p->padding_min), size_text(c, p->padding_max));
+        if (p->padding_min != NRI_SIZE_UNSET && p->padding_max != NRI_SIZE_UNSET &&
+            p->padding_min > p->padding_max)
+                return FAIL(
+                    c, s->size_node[PAD_MIN],
+                    "%s.PaddingMinBytes: %s bytes (rounded down to a multiple of 4096) is larger than "
+                    "PaddingMaxBytes (%s bytes, rounded up)",
+                    s->cfg_path, size_text(c, p->padding_min), size_text(c, p->padding_max));
         return 0;
 }
 
@@ -1333,13 +1388,14 @@ static int check_format(ctx *c, part_state *s) {
             (p->n_copy_files || p->n_make_directories || p->n_contents || p->n_store_paths))
                 p->format = NRI_FORMAT_EXT4;
         if (p->minimize != NRI_MINIMIZE_OFF && p->format == NRI_FORMAT_NONE)
-                return FAIL(c, s->minimize_node, "%s.Minimize: needs a file system to minimize; set Format too",
-                            s->cfg_path);
-        if (p->minimize == NRI_MINIMIZE_BEST)
                 return FAIL(c, s->minimize_node,
-                            "%s.Minimize: \"best\" only works with read-only file systems (squashfs, erofs) and "
-                            "Format=%s is writable; use \"guess\"",
-                            s->cfg_path, nri_format_to_string(p->format));
+                            "%s.Minimize: needs a file system to minimize; set Format too", s->cfg_path);
+        if (p->minimize == NRI_MINIMIZE_BEST)
+                return FAIL(
+                    c, s->minimize_node,
+                    "%s.Minimize: \"best\" only works with read-only file systems (squashfs, erofs) and "
+                    "Format=%s is writable; use \"guess\"",
+                    s->cfg_path, nri_format_to_string(p->format));
         return 0;
 }
 
@@ -1352,9 +1408,9 @@ static bool type_is_verity(const nri_part_type *t) {
  * the bit and ignores the setting, setting it is an error here. */
 static int merge_flag(ctx *c, part_state *s, uint64_t *f, int which, int value, bool knows, uint64_t bit) {
         static const char *const keys[_TRI_MAX] = {
-                [TRI_READ_ONLY] = "ReadOnly",
-                [TRI_NO_AUTO] = "NoAuto",
-                [TRI_GROWFS] = "GrowFileSystem",
+            [TRI_READ_ONLY] = "ReadOnly",
+            [TRI_NO_AUTO] = "NoAuto",
+            [TRI_GROWFS] = "GrowFileSystem",
         };
         char buf[NRI_UUID_STRING_MAX];
 
@@ -1365,9 +1421,10 @@ static int merge_flag(ctx *c, part_state *s, uint64_t *f, int which, int value, 
                 return 0;
         }
         if (value > 0 && s->tri_node[which])
-                return FAIL(c, s->tri_node[which],
-                            "%s.%s: partition type %s has no such flag (systemd-repart would ignore the setting)",
-                            s->cfg_path, keys[which], nri_part_type_display(&s->p->type, buf));
+                return FAIL(
+                    c, s->tri_node[which],
+                    "%s.%s: partition type %s has no such flag (systemd-repart would ignore the setting)",
+                    s->cfg_path, keys[which], nri_part_type_display(&s->p->type, buf));
         return 0;
 }
 
@@ -1388,7 +1445,8 @@ static int merge_flags(ctx *c, part_state *s) {
                 growfs = 1;
         r = merge_flag(c, s, &f, TRI_NO_AUTO, s->tri[TRI_NO_AUTO], t->knows_no_auto, NRI_GPT_FLAG_NO_AUTO);
         if (r >= 0)
-                r = merge_flag(c, s, &f, TRI_READ_ONLY, read_only, t->knows_read_only, NRI_GPT_FLAG_READ_ONLY);
+                r = merge_flag(c, s, &f, TRI_READ_ONLY, read_only, t->knows_read_only,
+                               NRI_GPT_FLAG_READ_ONLY);
         if (r >= 0)
                 r = merge_flag(c, s, &f, TRI_GROWFS, growfs, t->knows_growfs, NRI_GPT_FLAG_GROWFS);
         if (r < 0)
@@ -1426,21 +1484,21 @@ static int check_partition_name(ctx *c, const nri_attr *at, const char *path) {
 }
 
 static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
-        static const char *const fields[] = {"contents", "nixStorePrefix", "repartConfig", "storePaths",
-                                             "stripNixStorePrefix", NULL};
+        static const char *const fields[] = {"contents",   "nixStorePrefix",      "repartConfig",
+                                             "storePaths", "stripNixStorePrefix", NULL};
         nri_partition *p = s->p;
         int r;
 
         *p = (nri_partition){
-                .node = pn,
-                .id = p->id,
-                .partno = p->partno,
-                .weight = 1000,
-                .size_min = NRI_SIZE_UNSET,
-                .size_max = NRI_SIZE_UNSET,
-                .padding_min = NRI_SIZE_UNSET,
-                .padding_max = NRI_SIZE_UNSET,
-                .split_name = "%t",
+            .node = pn,
+            .id = p->id,
+            .partno = p->partno,
+            .weight = 1000,
+            .size_min = NRI_SIZE_UNSET,
+            .size_max = NRI_SIZE_UNSET,
+            .padding_min = NRI_SIZE_UNSET,
+            .padding_max = NRI_SIZE_UNSET,
+            .split_name = "%t",
         };
         for (int i = 0; i < _TRI_MAX; i++)
                 s->tri[i] = -1;
@@ -1454,7 +1512,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
         if (r >= 0)
                 r = parse_repart_config(c, s);
         if (r >= 0 && !s->type_node)
-                r = FAIL(c, s->cfg, "%s.Type: required setting is missing (e.g. \"root\", \"esp\" or a GUID)",
+                r = FAIL(c, s->cfg,
+                         "%s.Type: required setting is missing (e.g. \"root\", \"esp\" or a GUID)",
                          s->cfg_path);
         if (r >= 0)
                 r = parse_contents(c, s, pn);
@@ -1538,8 +1597,9 @@ static int acquire_label(ctx *c, part_state *st, size_t i) {
         }
         for (size_t j = 0; j < i; j++)
                 if (streq(ps[j].label, ps[i].label))
-                        return FAIL(c, st[i].label_node, "%s.Label: %s is already the %slabel of %s", st[i].cfg_path,
-                                    quote(c, ps[i].label), st[j].label_set ? "" : "default ", st[j].path);
+                        return FAIL(c, st[i].label_node, "%s.Label: %s is already the %slabel of %s",
+                                    st[i].cfg_path, quote(c, ps[i].label), st[j].label_set ? "" : "default ",
+                                    st[j].path);
         return 0;
 }
 
@@ -1590,13 +1650,15 @@ static int check_split_names(ctx *c, part_state *st) {
                         continue;
                 st[i].split_resolved = resolve_split_name(c, &ps[i]);
                 if (strlen(st[i].split_resolved) > NRI_NAME_MAX)
-                        return FAIL(c, where, "%s.SplitName: the split name is longer than 255 bytes", st[i].cfg_path);
+                        return FAIL(c, where, "%s.SplitName: the split name is longer than 255 bytes",
+                                    st[i].cfg_path);
                 for (size_t j = 0; j < i; j++)
                         if (st[j].split_resolved && streq(st[j].split_resolved, st[i].split_resolved))
-                                return FAIL(c, where,
-                                            "%s.SplitName: the split file name %s is also that of %s; set SplitName "
-                                            "(e.g. \"%%t-%%n\") or SplitName = \"-\"",
-                                            st[i].cfg_path, quote(c, st[i].split_resolved), st[j].path);
+                                return FAIL(
+                                    c, where,
+                                    "%s.SplitName: the split file name %s is also that of %s; set SplitName "
+                                    "(e.g. \"%%t-%%n\") or SplitName = \"-\"",
+                                    st[i].cfg_path, quote(c, st[i].split_resolved), st[j].path);
         }
         return 0;
 }
@@ -1634,7 +1696,7 @@ static int definition_order(const void *x, const void *y) {
 }
 
 static int parse_partitions(ctx *c, const nri_node *args) {
-        const nri_node *n;
+        const nri_node *n = NULL;
         const nri_attr **order;
         part_state *st;
         int r;
@@ -1673,23 +1735,24 @@ static int parse_partitions(ctx *c, const nri_node *args) {
 
 /* ---- the whole ---------------------------------------------------------- */
 
-static const char *const top_fields[] = {"architecture", "compression", "imageSize", "name", "partitions",
+static const char *const top_fields[] = {"architecture", "compression", "imageSize", "name",    "partitions",
                                          "sectorSize",   "seed",        "split",     "version", NULL};
 
 #define NOT_HERE "is not supported by repartImage: "
-#define MODULE_OUTPUT "is an output of the NixOS module, not an input; the result's `image` attribute tells it"
+#define MODULE_OUTPUT                                                                                       \
+        "is an output of the NixOS module, not an input; the result's `image` attribute tells it"
 #define MODULE_INTERNAL NOT_HERE "it is internal to the NixOS module"
 
 static const refusal top_refused[] = {
-        {"package", NOT_HERE "it writes the image itself and runs no systemd-repart"},
-        {"mkfsOptions", NOT_HERE "it writes ext4 and vfat with its own fixed options, not with mkfs programs"},
-        {"finalPartitions", MODULE_INTERNAL},
-        {"assertions", MODULE_INTERNAL},
-        {"warnings", MODULE_INTERNAL},
-        {"image", MODULE_INTERNAL},
-        {"imageFile", MODULE_OUTPUT},
-        {"imageFileBasename", MODULE_OUTPUT},
-        {NULL, NULL},
+    {"package", NOT_HERE "it writes the image itself and runs no systemd-repart"},
+    {"mkfsOptions", NOT_HERE "it writes ext4 and vfat with its own fixed options, not with mkfs programs"},
+    {"finalPartitions", MODULE_INTERNAL},
+    {"assertions", MODULE_INTERNAL},
+    {"warnings", MODULE_INTERNAL},
+    {"image", MODULE_INTERNAL},
+    {"imageFile", MODULE_OUTPUT},
+    {"imageFileBasename", MODULE_OUTPUT},
+    {NULL, NULL},
 };
 
 typedef int (*top_parser)(ctx *c, const nri_node *args);
@@ -1697,16 +1760,17 @@ typedef int (*top_parser)(ctx *c, const nri_node *args);
 /* In this order: the partitions need the seed, the architecture and
  * `split`. */
 static const top_parser top_parsers[] = {
-        parse_name,  parse_version,     parse_seed,         parse_sector_size, parse_image_size,
-        parse_split, parse_compression, parse_architecture, parse_partitions,
+    parse_name,  parse_version,     parse_seed,         parse_sector_size, parse_image_size,
+    parse_split, parse_compression, parse_architecture, parse_partitions,
 };
 
-int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host, nri_spec **ret, nri_error *err) {
+int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host, nri_spec **ret,
+                       nri_error *err) {
         ctx c = {
-                .a = a,
-                .err = err,
-                .host = host,
-                .store_dir = host->store_dir ? host->store_dir : "/nix/store",
+            .a = a,
+            .err = err,
+            .host = host,
+            .store_dir = host->store_dir ? host->store_dir : "/nix/store",
         };
         int r;
 

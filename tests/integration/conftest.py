@@ -19,7 +19,7 @@ PLUGIN = BUILD / "plugin" / "libnix-repart-image.so"
 BUILDER = BUILD / "plugin" / "nix-repart-image-builder"
 DEFAULT_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
 
-BASE_CONF = """\
+BASE_CONF = f"""\
 build-users-group =
 sandbox = false
 experimental-features = nix-command flakes
@@ -58,10 +58,10 @@ class Nix:
         self.dir = tmp_path
         self.conf_dir = tmp_path / "etc-nix"
         self.conf_dir.mkdir(exist_ok=True)
-        conf = BASE_CONF
+        self.settings = {"repart-image-builder": str(BUILDER)}
         if plugin:
-            conf += f"plugin-files = {PLUGIN}\n"
-        (self.conf_dir / "nix.conf").write_text(conf)
+            self.settings["plugin-files"] = str(PLUGIN)
+        self.configure()
         self.env = dict(os.environ)
         for var in ("NIX_CONFIG", "NIX_USER_CONF_FILES", "NIX_PATH"):
             self.env.pop(var, None)
@@ -69,6 +69,14 @@ class Nix:
         self.env["NIX_USER_CONF_FILES"] = str(tmp_path / "no-user-nix.conf")
         self.env["HOME"] = str(tmp_path / "home")
         self.env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+
+    def configure(self, **settings):
+        """Rewrites nix.conf with these settings (underscores for dashes).
+        Nix keeps the first value of a setting that a plugin registers, so a
+        setting is replaced, never appended twice."""
+        self.settings.update({k.replace("_", "-"): v for k, v in settings.items()})
+        conf = BASE_CONF + "".join(f"{k} = {v}\n" for k, v in self.settings.items())
+        (self.conf_dir / "nix.conf").write_text(conf)
 
     def write(self, name: str, text: str) -> Path:
         path = self.dir / name
@@ -85,7 +93,7 @@ class Nix:
         return NixResult(proc)
 
     def eval(self, expr: str, *extra, strict=True, json_out=True) -> NixResult:
-        args = ["nix-instantiate", "--eval"]
+        args = ["nix-instantiate", "--eval", "--read-write-mode"]
         if strict:
             args.append("--strict")
         if json_out:
@@ -93,7 +101,7 @@ class Nix:
         return self.run(*args, *extra, "-E", expr)
 
     def eval_file(self, path: Path, *extra) -> NixResult:
-        return self.run("nix-instantiate", "--eval", "--strict", "--json", *extra, str(path))
+        return self.run("nix-instantiate", "--eval", "--read-write-mode", "--strict", "--json", *extra, str(path))
 
     def instantiate(self, path: Path, *extra) -> NixResult:
         return self.run("nix-instantiate", *extra, str(path))

@@ -18,7 +18,7 @@ GROWFS = 1 << 59
 def evaluate(nix, text):
     scenarios.write_inputs(nix)
     file = nix.write("image.nix", text)
-    r = nix.run("nix-instantiate", "--eval", "--strict", "--json", "-E",
+    r = nix.run("nix-instantiate", "--eval", "--read-write-mode", "--strict", "--json", "-E",
                 f"let s = import {file}; in s // {{ img = s.img.drvPath; }}")
     assert r.returncode == 0, r.stderr
     values = r.json()
@@ -139,8 +139,7 @@ def test_image_attribute_at_evaluation_time(nix):
     assert esp["label"] == "esp"
     # Reading the UUIDs does not need the image to be built (no IFD): the
     # builder named here does not even exist in this test's configuration.
-    with open(nix.conf_dir / "nix.conf", "a") as f:
-        f.write("repart-image-builder = /nonexistent/builder\n")
+    nix.configure(repart_image_builder="/nonexistent/builder")
     r2 = nix.eval(f"(import {file}).img.image.partitions.root.uuid")
     assert r2.returncode == 0 and r2.json() == root["uuid"], r2.stderr
 
@@ -159,8 +158,7 @@ def test_derivation_shape(nix):
 def test_builder_setting(nix):
     scenarios.write_inputs(nix)
     file = nix.write("image.nix", scenarios.ESP_AND_ROOT)
-    with open(nix.conf_dir / "nix.conf", "a") as f:
-        f.write("repart-image-builder = /opt/other/builder\n")
+    nix.configure(repart_image_builder="/opt/other/builder")
     drv = nix.eval(f"(import {file}).img.drvPath").json()
     assert nix.show_derivation(drv)["builder"] == "/opt/other/builder"
 

@@ -21,8 +21,7 @@ def test_nix_conf_plugin_files(nix):
 
 def test_nix_conf_extra_plugin_files(nix_without_plugin):
     n = nix_without_plugin
-    with open(n.conf_dir / "nix.conf", "a") as f:
-        f.write(f"extra-plugin-files = {PLUGIN}\n")
+    n.configure(extra_plugin_files=str(PLUGIN))
     r = n.eval(HAS)
     assert r.returncode == 0, r.stderr
     assert r.json() is True
@@ -53,8 +52,7 @@ def test_new_cli_nix_eval(nix):
 
 def test_builder_setting_is_known(nix):
     # An unknown setting would draw "warning: unknown setting".
-    with open(nix.conf_dir / "nix.conf", "a") as f:
-        f.write("repart-image-builder = /opt/elsewhere/builder\n")
+    nix.configure(repart_image_builder="/opt/elsewhere/builder")
     r = nix.run("nix", "show-config", "--json")
     assert r.returncode == 0, r.stderr
     assert r.json()["repart-image-builder"]["value"] == "/opt/elsewhere/builder"

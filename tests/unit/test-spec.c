@@ -1,0 +1,710 @@
+/* test-spec.c: what builtins.repartImage makes of its argument — the
+ * normalised spec, with systemd-repart 252's UUIDs, labels, sizes and flags,
+ * and the errors, each naming the attribute and pointing at its node.
+ *
+ * The expected UUIDs, labels and flags were taken from systemd-repart 252
+ * (252.38) run on the same definitions with the same seed. */
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "nix-repart-image/spec-json.h"
+#include "nix-repart-image/spec.h"
+
+#define SEED "0867da16-f251-457d-a9e8-c31f9a3c220b"
+#define H1 "0123456789abcdfghijklmnpqrsvwxyz"
+#define H2 "zyxwvsrqpnmlkjihgfdcba9876543210"
+#define TOPLEVEL "/nix/store/" H1 "-nixos-system"
+#define SYSTEMD "/nix/store/" H2 "-systemd-252"
+
+static nri_arena *A;
+
+/* ---- building argument trees -------------------------------------------- */
+
+static nri_node *mk(nri_kind kind) {
+        nri_node *n = nri_alloc(A, sizeof(nri_node));
+
+        n->kind = kind;
+        n->pos = n; /* any distinct non-NULL position will do */
+        return n;
+}
+
+static nri_node *str_kind(nri_kind kind, const char *s, bool context) {
+        nri_node *n = mk(kind);
+
+        n->str.s = nri_strdup(A, s);
+        n->str.len = strlen(s);
+        n->has_context = context;
+        return n;
+}
+
+static nri_node *S(const char *s) {
+        return str_kind(NRI_STRING, s, false);
+}
+
+/* A string with store context, as "${drv}/…" is. */
+static nri_node *SC(const char *s) {
+        return str_kind(NRI_STRING, s, true);
+}
+
+static nri_node *PATH(const char *s) {
+        return str_kind(NRI_PATH, s, false);
+}
+
+static nri_node *DRV(const char *out) {
+        return str_kind(NRI_DERIVATION, out, true);
+}
+
+static nri_node *I(int64_t v) {
+        nri_node *n = mk(NRI_INT);
+
+        n->i = v;
+        return n;
+}
+
+static nri_node *B(bool v) {
+        nri_node *n = mk(NRI_BOOL);
+
+        n->b = v;
+        return n;
+}
+
+static nri_node *NUL(void) {
+        return mk(NRI_NULL);
+}
+
+static nri_node *LIST(size_t n, ...) {
+        nri_node *l = mk(NRI_LIST);
+        va_list ap;
+
+        l->list.n = n;
+        l->list.items = nri_alloc(A, n * sizeof(nri_node *) + 1);
+        va_start(ap, n);
+        for (size_t i = 0; i < n; i++)
+                l->list.items[i] = va_arg(ap, nri_node *);
+        va_end(ap);
+        return l;
+}
+
+static int attr_cmp(const void *a, const void *b) {
+        return strcmp(((const nri_attr *)a)->name, ((const nri_attr *)b)->name);
+}
+
+/* ATTRS("a", node, "b", node, NULL), sorted by name as the shim sorts. */
+static nri_node *ATTRS(const char *first, ...) {
+        nri_node *n = mk(NRI_ATTRS);
+        nri_attr items[32];
+        size_t count = 0;
+        va_list ap;
+
+        va_start(ap, first);
+        for (const char *name = first; name; name = va_arg(ap, const char *)) {
+                items[count].name = name;
+                items[count++].value = va_arg(ap, nri_node *);
+        }
+        va_end(ap);
+        qsort(items, count, sizeof(nri_attr), attr_cmp);
+        n->attrs.n = count;
+        n->attrs.items = nri_alloc(A, count * sizeof(nri_attr) + 1);
+        memcpy(n->attrs.items, items, count * sizeof(nri_attr));
+        return n;
+}
+
+static nri_node *image(nri_node *partitions) {
+        return ATTRS("name", S("image"), "partitions", partitions, NULL);
+}
+
+static nri_node *part(nri_node *repart_config) {
+        return ATTRS("repartConfig", repart_config, NULL);
+}
+
+static nri_node *root_part(void) {
+        return part(ATTRS("Type", S("root"), NULL));
+}
+
+/* ---- a host that imports paths and records used contexts --------------- */
+
+static int n_used;
+static const nri_node *used[16];
+
+static int fake_import(void *ctx, const nri_node *node, const char **ret, nri_error *err) {
+        const char *base = strrchr(node->str.s, '/');
+
+        (void)ctx;
+        (void)err;
+        *ret = nri_printf(A, "/nix/store/%s-%s", H2, base ? base + 1 : node->str.s);
+        return 0;
+}
+
+static void fake_use(void *ctx, const nri_node *node) {
+        (void)ctx;
+        if (n_used < 16)
+                used[n_used] = node;
+        n_used++;
+}
+
+static const nri_host host = {
+    .store_dir = "/nix/store",
+    .system = "x86_64-linux",
+    .import_path = fake_import,
+    .use_context = fake_use,
+};
+
+static nri_spec *normalise(const nri_node *args) {
+        nri_error err = {0};
+        nri_spec *spec = NULL;
+
+        n_used = 0;
+        if (nri_spec_from_args(A, args, &host, &spec, &err) < 0) {
+                fprintf(stderr, "unexpected error: %s\n", err.message);
+                return NULL;
+        }
+        return spec;
+}
+
+static const char *uuid_text(const nri_uuid *u) {
+        char *buf = nri_alloc(A, NRI_UUID_STRING_MAX);
+
+        nri_uuid_format(u, buf);
+        return buf;
+}
+
+/* The spec must be refused with a message starting with `prefix` and
+ * pointing at `where`. */
+#define CHECK_ERROR(args, prefix, where) check_error((args), (prefix), (where), __LINE__)
+
+static void check_error(const nri_node *args, const char *prefix, const nri_node *where, int line) {
+        nri_error err = {0};
+        nri_spec *spec = NULL;
+        int r = nri_spec_from_args(A, args, &host, &spec, &err);
+
+        check_count++;
+        if (r >= 0 || !err.message) {
+                check_failures++;
+                fprintf(stderr, "%s:%d: accepted, want an error starting with \"%s\"\n", __FILE__, line,
+                        prefix);
+                return;
+        }
+        if (strncmp(err.message, prefix, strlen(prefix)) != 0) {
+                check_failures++;
+                fprintf(stderr, "%s:%d: message \"%s\"\n  does not start with \"%s\"\n", __FILE__, line,
+                        err.message, prefix);
+        }
+        check_count++;
+        if (err.where != where) {
+                check_failures++;
+                fprintf(stderr, "%s:%d: error \"%s\" points at the wrong node\n", __FILE__, line,
+                        err.message);
+        }
+}
+
+/* ---- the example of DESIGN.md §1 ---------------------------------------- */
+
+static void test_design_example(void) {
+        nri_node *toplevel = DRV(TOPLEVEL);
+        nri_node *esp =
+            ATTRS("contents",
+                  ATTRS("/EFI/BOOT/BOOTX64.EFI", ATTRS("source", PATH("/src/bootx64.efi"), NULL), NULL),
+                  "repartConfig",
+                  ATTRS("Type", S("esp"), "Format", S("vfat"), "SizeMinBytes", S("96M"), NULL), NULL);
+        nri_node *root = ATTRS(
+            "storePaths", LIST(1, toplevel), "stripNixStorePrefix", B(false), "repartConfig",
+            ATTRS("Type", S("root"), "Format", S("ext4"), "Label", S("nixos"), "Minimize", S("guess"), NULL),
+            NULL);
+        nri_node *args = ATTRS("name", S("image"), "seed", S(SEED), "partitions",
+                               ATTRS("esp", esp, "root", root, NULL), NULL);
+        nri_spec *spec = normalise(args);
+        const nri_partition *e, *r;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        CHECK_STR(uuid_text(&spec->disk_uuid), "b581fef7-24ed-4f31-990b-099ec86bba03");
+        CHECK(spec->n_partitions == 2);
+        CHECK_STR(nri_spec_image_file_name(A, spec), "image.raw");
+        e = &spec->partitions[0];
+        r = &spec->partitions[1];
+
+        CHECK_STR(e->id, "esp");
+        CHECK_U64(e->partno, 0);
+        CHECK_STR(e->type.name, "esp");
+        CHECK_STR(e->label, "esp");
+        CHECK_STR(uuid_text(&e->uuid), "dac4058a-2fc0-4808-a7ef-b8b4501c00ce");
+        CHECK_U64(nri_uuid_vfat_volume_id(&e->fs_uuid), 0x793a442b);
+        CHECK(e->format == NRI_FORMAT_VFAT);
+        CHECK_U64(e->size_min, 96 * 1024 * 1024);
+        CHECK_U64(e->size_max, NRI_SIZE_UNSET);
+        CHECK_U64(e->flags, 0);
+        CHECK(e->n_contents == 1);
+        CHECK_STR(e->contents[0].target, "/EFI/BOOT/BOOTX64.EFI");
+        CHECK_STR(e->contents[0].source, "/nix/store/" H2 "-bootx64.efi");
+
+        CHECK_STR(r->id, "root");
+        CHECK_U64(r->partno, 1);
+        CHECK_STR(r->type.name, "root-x86-64");
+        CHECK_STR(r->label, "nixos");
+        CHECK_STR(uuid_text(&r->uuid), "57bd1ad1-c688-450a-ba37-d1792ec72fbb");
+        CHECK_STR(uuid_text(&r->fs_uuid), "7981aaf4-2a9a-4f86-9f1f-5b42c8f28bbf");
+        CHECK(r->minimize == NRI_MINIMIZE_GUESS);
+        CHECK(r->grow_fs && !r->read_only && !r->no_auto);
+        CHECK_U64(r->flags, NRI_GPT_FLAG_GROWFS);
+        CHECK(r->n_store_paths == 1);
+        CHECK_STR(r->store_paths[0], TOPLEVEL);
+        CHECK_STR(r->nix_store_prefix, "/nix/store");
+        CHECK(n_used == 1 && used[0] == toplevel);
+        CHECK(r->weight == 1000 && r->padding_weight == 0 && r->priority == 0);
+}
+
+static void test_design_example_json(void) {
+        nri_node *args = image(ATTRS("esp", part(ATTRS("Type", S("esp"), "Format", S("vfat"), NULL)), "root",
+                                     ATTRS("storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
+                                           ATTRS("Type", S("root"), "Format", S("ext4"), NULL), NULL),
+                                     NULL));
+        nri_spec *spec = normalise(args);
+        cJSON *drv, *sum, *rs, *p0, *p1, *graph;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        drv = nri_spec_derivation_json(spec, "/libexec/builder", "x86_64-linux");
+        sum = nri_spec_summary_json(spec);
+        CHECK(drv && sum);
+        if (!drv || !sum)
+                return;
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "name")), "image");
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(drv, "__structuredAttrs")));
+        graph = cJSON_GetObjectItem(drv, "exportReferencesGraph");
+        CHECK(cJSON_GetArraySize(graph) == 1);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(graph, "closure-1"), 0)),
+                  TOPLEVEL);
+        rs = cJSON_GetObjectItem(drv, "repartSpec");
+        CHECK(cJSON_GetObjectItem(rs, "specVersion")->valueint == NRI_SPEC_VERSION);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(rs, "seed")), SEED);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(rs, "imageSize")));
+        p0 = cJSON_GetArrayItem(cJSON_GetObjectItem(rs, "partitions"), 0);
+        p1 = cJSON_GetArrayItem(cJSON_GetObjectItem(rs, "partitions"), 1);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(p0, "vfatVolumeId")), "793a442b");
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(p0, "closure")));
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(p1, "closure")), "closure-1");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(p1, "flags")), "0x800000000000000");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(p1, "type")), "root-x86-64");
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(p1, "sizeMinBytes")));
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(sum, "diskUuid")),
+                  "b581fef7-24ed-4f31-990b-099ec86bba03");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(sum, "imageFile")), "image.raw");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(
+                      cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "partitions"), "root"), "uuid")),
+                  "57bd1ad1-c688-450a-ba37-d1792ec72fbb");
+        CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(sum, "partitions"), "root"),
+                                  "vfatVolumeId") == NULL);
+        CHECK(cJSON_GetObjectItem(p1, "vfatVolumeId") == NULL);
+        cJSON_Delete(drv);
+        cJSON_Delete(sum);
+}
+
+/* ---- systemd-repart 252's derivations ----------------------------------- */
+
+static void test_default_labels(void) {
+        nri_node *args = image(ATTRS("a", root_part(), "b", root_part(), "c", root_part(), "d",
+                                     part(ATTRS("Type", S("12345678-1234-1234-1234-123456789abc"), NULL)),
+                                     "e", part(ATTRS("Type", S("esp"), "Label", S("root-x86-64-4"), NULL)),
+                                     "f", root_part(), NULL));
+        nri_spec *spec = normalise(args);
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        CHECK_STR(spec->partitions[0].label, "root-x86-64");
+        CHECK_STR(spec->partitions[1].label, "root-x86-64-2");
+        CHECK_STR(spec->partitions[2].label, "root-x86-64-3");
+        CHECK_STR(uuid_text(&spec->partitions[1].uuid), "b61515ed-6e9f-4302-973e-25303565d610");
+        CHECK_STR(uuid_text(&spec->partitions[2].uuid), "173ffb50-62c5-47a5-b658-90b0bd38402b");
+        /* A GUID systemd does not know: labelled "linux". */
+        CHECK_STR(spec->partitions[3].label, "linux");
+        CHECK_STR(uuid_text(&spec->partitions[3].uuid), "831d5e8f-0a41-4592-a0cb-7c2714200c53");
+        /* The loop skips a label an earlier partition took explicitly. */
+        CHECK_STR(spec->partitions[5].label, "root-x86-64-5");
+}
+
+static void test_definition_order(void) {
+        nri_node *args = image(ATTRS("a", root_part(), "a-b", part(ATTRS("Type", S("esp"), NULL)), NULL));
+        nri_spec *spec = normalise(args);
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        /* systemd-repart reads a-b.conf before a.conf. */
+        CHECK_STR(spec->partitions[0].id, "a-b");
+        CHECK_STR(uuid_text(&spec->partitions[0].uuid), "dac4058a-2fc0-4808-a7ef-b8b4501c00ce");
+        CHECK_STR(spec->partitions[1].id, "a");
+}
+
+static void test_sizes(void) {
+        nri_node *args = ATTRS(
+            "name", S("image"), "version", S("1.0"), "imageSize", S("1000"), "partitions",
+            ATTRS("root",
+                  part(ATTRS("Type", S("root"), "SizeMinBytes", S("10000"), "SizeMaxBytes", S("20000000"),
+                             "PaddingMinBytes", I(5000), "PaddingMaxBytes", S("1.5K"), NULL)),
+                  NULL),
+            NULL);
+        nri_spec *spec = normalise(args);
+        const nri_partition *p;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        p = &spec->partitions[0];
+        CHECK_U64(p->size_min, 8192);
+        CHECK_U64(p->size_max, 20000768);
+        CHECK_U64(p->padding_min, 4096);
+        CHECK_U64(p->padding_max, 4096);
+        CHECK_U64(spec->image_size, 4096);
+        CHECK_U64(spec->sector_size, 512);
+        CHECK_STR(nri_spec_image_file_name(A, spec), "image_1.0.raw");
+}
+
+static uint64_t flags_of(nri_node *repart_config) {
+        nri_spec *spec = normalise(image(ATTRS("p", part(repart_config), NULL)));
+
+        return spec ? spec->partitions[0].flags : UINT64_MAX;
+}
+
+static void test_flags(void) {
+        CHECK_U64(flags_of(ATTRS("Type", S("root-verity"), NULL)), NRI_GPT_FLAG_READ_ONLY);
+        CHECK_U64(flags_of(ATTRS("Type", S("var"), "ReadOnly", B(true), "GrowFileSystem", S("yes"), NULL)),
+                  NRI_GPT_FLAG_READ_ONLY | NRI_GPT_FLAG_GROWFS);
+        CHECK_U64(flags_of(ATTRS("Type", S("root"), "NoAuto", I(1), NULL)),
+                  NRI_GPT_FLAG_NO_AUTO | NRI_GPT_FLAG_GROWFS);
+        CHECK_U64(flags_of(ATTRS("Type", S("root"), "ReadOnly", S("on"), NULL)), NRI_GPT_FLAG_READ_ONLY);
+        /* systemd 252 would set GrowFileSystem here anyway; we honour "no". */
+        CHECK_U64(flags_of(ATTRS("Type", S("root"), "GrowFileSystem", B(false), NULL)), 0);
+        CHECK_U64(flags_of(ATTRS("Type", S("root"), "Flags", S("0x5"), NULL)), NRI_GPT_FLAG_GROWFS | 5);
+        CHECK_U64(flags_of(ATTRS("Type", S("esp"), "ReadOnly", S("no"), NULL)), 0);
+}
+
+static void test_copy_and_dirs(void) {
+        nri_node *cf = SC(SYSTEMD "/lib/systemd:/usr/lib/systemd/");
+        nri_node *args = image(
+            ATTRS("root",
+                  ATTRS("nixStorePrefix", S("/@nix//store/"), "contents",
+                        ATTRS("/etc//os-release/", ATTRS("source", SC(SYSTEMD "/./etc/os-release"), NULL),
+                              "/boot", ATTRS("source", DRV(TOPLEVEL), NULL), NULL),
+                        "repartConfig",
+                        ATTRS("Type", S("linux-generic"), "CopyFiles", LIST(2, cf, SC(SYSTEMD "/bin")),
+                              "MakeDirectories", LIST(2, S("/var /srv"), S(" '/a b'  /x/./y")), "Label",
+                              S("100%%"), NULL),
+                        NULL),
+                  NULL));
+        nri_spec *spec = normalise(args);
+        const nri_partition *p;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        p = &spec->partitions[0];
+        CHECK(p->format == NRI_FORMAT_EXT4); /* implied by the files */
+        CHECK_STR(p->label, "100%");
+        CHECK_STR(p->nix_store_prefix, "/@nix/store");
+        CHECK(p->n_contents == 2);
+        CHECK_STR(p->contents[0].target, "/boot");
+        CHECK_STR(p->contents[0].source, TOPLEVEL);
+        CHECK_STR(p->contents[1].target, "/etc/os-release");
+        CHECK_STR(p->contents[1].source, SYSTEMD "/etc/os-release");
+        CHECK(p->n_copy_files == 2);
+        CHECK_STR(p->copy_files[0].source, SYSTEMD "/lib/systemd");
+        CHECK_STR(p->copy_files[0].target, "/usr/lib/systemd");
+        CHECK_STR(p->copy_files[1].target, SYSTEMD "/bin");
+        CHECK(p->n_make_directories == 4);
+        CHECK_STR(p->make_directories[2], "/a b");
+        CHECK_STR(p->make_directories[3], "/x/y");
+        CHECK(n_used == 4);
+}
+
+static void test_store_paths(void) {
+        nri_node *args =
+            image(ATTRS("store",
+                        ATTRS("stripNixStorePrefix", B(true), "storePaths",
+                              LIST(3, DRV(TOPLEVEL), SC(SYSTEMD), SC(TOPLEVEL)), "repartConfig",
+                              ATTRS("Type", S("linux-generic"), "Label", S("nix-store"), NULL), NULL),
+                        NULL));
+        nri_spec *spec = normalise(args);
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        CHECK(spec->partitions[0].n_store_paths == 2); /* the repeat is dropped */
+        CHECK_STR(spec->partitions[0].store_paths[1], SYSTEMD);
+        CHECK_STR(spec->partitions[0].nix_store_prefix, "/");
+        CHECK(spec->partitions[0].format == NRI_FORMAT_EXT4);
+}
+
+static void test_top_level(void) {
+        nri_node *args =
+            ATTRS("name", S("img"), "seed", NUL(), "sectorSize", I(4096), "split", B(true), "compression",
+                  ATTRS("enable", B(true), "algorithm", S("xz"), NULL), "architecture", S("arm64"),
+                  "partitions", ATTRS("root", root_part(), NULL), NULL);
+        nri_spec *spec = normalise(args);
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        CHECK(spec->seed_random);
+        CHECK(spec->sector_size == 4096);
+        CHECK(spec->split);
+        CHECK(spec->compression == NRI_COMPRESSION_XZ && spec->compression_level == 3);
+        CHECK(spec->arch == NRI_ARCH_ARM64);
+        CHECK_STR(spec->partitions[0].type.name, "root-arm64");
+        CHECK_STR(spec->partitions[0].split_name, "%t");
+}
+
+/* ---- mistakes ----------------------------------------------------------- */
+
+/* An image with one partition, `root`, of type root and one more key. */
+static nri_node *root_key(const char *key, nri_node *value) {
+        return image(ATTRS("root", part(ATTRS("Type", S("root"), key, value, NULL)), NULL));
+}
+
+/* The same, formatted as ext4. */
+static nri_node *ext4_key(const char *key, nri_node *value) {
+        return image(
+            ATTRS("root", part(ATTRS("Type", S("root"), "Format", S("ext4"), key, value, NULL)), NULL));
+}
+
+#define CFG "partitions.root.repartConfig."
+
+static void test_errors_repart_config(void) {
+        nri_node *v, *cfg, *p;
+
+        v = S("96Q");
+        CHECK_ERROR(root_key("SizeMinBytes", v), CFG "SizeMinBytes: cannot parse \"96Q\" as a size", v);
+        v = S("1M");
+        CHECK_ERROR(root_key("SizeMinByte", v),
+                    CFG "SizeMinByte: unknown systemd-repart setting; did you mean SizeMinBytes?", v);
+        v = S("data");
+        CHECK_ERROR(root_key("Verity", v),
+                    CFG "Verity: Verity is a systemd-repart setting that repartImage does not implement yet",
+                    v);
+        v = S("rooot");
+        CHECK_ERROR(image(ATTRS("root", part(ATTRS("Type", v, NULL)), NULL)),
+                    CFG "Type: unknown partition type \"rooot\"", v);
+        v = S("2G");
+        CHECK_ERROR(
+            image(ATTRS("root",
+                        part(ATTRS("Type", S("root"), "SizeMinBytes", v, "SizeMaxBytes", S("1G"), NULL)),
+                        NULL)),
+            CFG "SizeMinBytes: 2147483648 bytes", v);
+        v = S("0123456789012345678901234567890123456");
+        CHECK_ERROR(root_key("Label", v),
+                    CFG "Label: \"0123456789012345678901234567890123456\" is 37 UTF-16", v);
+        v = S("guess");
+        CHECK_ERROR(root_key("Minimize", v), CFG "Minimize: needs a file system", v);
+        v = S("best");
+        CHECK_ERROR(ext4_key("Minimize", v), CFG "Minimize: \"best\" only works with read-only", v);
+        v = S("btrfs");
+        CHECK_ERROR(root_key("Format", v),
+                    CFG "Format: file system \"btrfs\" is not supported by repartImage yet", v);
+        v = LIST(1, S("x"));
+        CHECK_ERROR(root_key("Label", v),
+                    CFG "Label: expected a string, an integer or a Boolean, got a list", v);
+        v = B(true);
+        CHECK_ERROR(image(ATTRS("esp", part(ATTRS("Type", S("esp"), "ReadOnly", v, NULL)), NULL)),
+                    "partitions.esp.repartConfig.ReadOnly: partition type esp has no such flag", v);
+        v = S("%m");
+        CHECK_ERROR(root_key("Label", v), CFG "Label: specifier %m", v);
+        v = S("1000001");
+        CHECK_ERROR(root_key("Weight", v), CFG "Weight: \"1000001\" is out of range", v);
+        v = S("high");
+        CHECK_ERROR(root_key("Priority", v), CFG "Priority: cannot parse \"high\"", v);
+        v = I(-1);
+        CHECK_ERROR(root_key("Weight", v), CFG "Weight: \"-1\" is out of range", v);
+        v = S("-4K");
+        CHECK_ERROR(root_key("PaddingMaxBytes", v),
+                    CFG "PaddingMaxBytes: \"-4K\": a size cannot be negative", v);
+        v = S(SYSTEMD "/bin:/bin");
+        CHECK_ERROR(ext4_key("CopyFiles", LIST(1, v)),
+                    CFG "CopyFiles: the source \"" SYSTEMD "/bin\" is a string without store context", v);
+        v = SC(SYSTEMD "/bin:/bin:/x");
+        CHECK_ERROR(ext4_key("CopyFiles", v), CFG "CopyFiles: \"" SYSTEMD "/bin:/bin:/x\" has too many ':'",
+                    v);
+        v = S("/a 'b");
+        CHECK_ERROR(ext4_key("MakeDirectories", v), CFG "MakeDirectories: \"/a 'b\" has an unfinished quote",
+                    v);
+        v = S("%a");
+        CHECK_ERROR(root_key("SplitName", v), CFG "SplitName: specifier %a", v);
+        cfg = ATTRS("Label", S("x"), NULL);
+        CHECK_ERROR(image(ATTRS("root", part(cfg), NULL)), CFG "Type: required setting", cfg);
+        p = ATTRS("storePaths", LIST(0), NULL);
+        CHECK_ERROR(image(ATTRS("root", p, NULL)),
+                    "partitions.root.repartConfig: required attribute is missing", p);
+}
+
+static void test_errors_across_partitions(void) {
+        nri_node *v, *w;
+
+        v = S("f1877a66-e705-4666-b185-f88d7ea08253");
+        w = S("F1877A66E7054666B185F88D7EA08253");
+        CHECK_ERROR(
+            image(ATTRS("a", part(ATTRS("Type", S("var"), "UUID", v, NULL)), "b",
+                        part(ATTRS("Type", S("home"), "UUID", w, NULL)), NULL)),
+            "partitions.b.repartConfig.UUID: f1877a66-e705-4666-b185-f88d7ea08253 is already the UUID of "
+            "partitions.a",
+            w);
+        /* The UUID the seed gives the root partition. */
+        v = S("57bd1ad1-c688-450a-ba37-d1792ec72fbb");
+        CHECK_ERROR(
+            image(ATTRS("a", root_part(), "b", part(ATTRS("Type", S("home"), "UUID", v, NULL)), NULL)),
+            "partitions.b.repartConfig.UUID: 57bd1ad1-c688-450a-ba37-d1792ec72fbb is the seed-derived UUID "
+            "of "
+            "partitions.a",
+            v);
+        v = S("data");
+        w = S("data");
+        CHECK_ERROR(image(ATTRS("a", part(ATTRS("Type", S("var"), "Label", v, NULL)), "b",
+                                part(ATTRS("Type", S("home"), "Label", w, NULL)), NULL)),
+                    "partitions.b.repartConfig.Label: \"data\" is already the label of partitions.a", w);
+        v = S("root-x86-64");
+        CHECK_ERROR(
+            image(ATTRS("a", root_part(), "b", part(ATTRS("Type", S("usr"), "Label", v, NULL)), NULL)),
+            "partitions.b.repartConfig.Label: \"root-x86-64\" is already the default label of partitions.a",
+            v);
+        /* Two root partitions split into the same "<image>.root-x86-64.raw". */
+        v = root_part();
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "split", B(true), "partitions", ATTRS("a", root_part(), "b", v, NULL),
+                  NULL),
+            "partitions.b.repartConfig.SplitName: the split file name \"root-x86-64\" is also that of "
+            "partitions.a",
+            v);
+}
+
+/* An ESP with contents.<target> = entry. */
+static nri_node *esp_with(const char *target, nri_node *entry) {
+        nri_node *cfg = ATTRS("Type", S("esp"), NULL);
+
+        return image(
+            ATTRS("esp", ATTRS("contents", ATTRS(target, entry, NULL), "repartConfig", cfg, NULL), NULL));
+}
+
+/* A root partition with one more attribute. */
+static nri_node *root_with(const char *name, nri_node *value) {
+        nri_node *cfg = ATTRS("Type", S("root"), NULL);
+
+        return image(ATTRS("root", ATTRS(name, value, "repartConfig", cfg, NULL), NULL));
+}
+
+static void test_errors_contents_and_store(void) {
+        nri_node *e, *v;
+
+        e = ATTRS("source", DRV(TOPLEVEL), NULL);
+        CHECK_ERROR(esp_with("EFI/x", e),
+                    "partitions.esp.contents.\"EFI/x\": the target \"EFI/x\" is not an absolute path", e);
+        e = ATTRS("source", DRV(TOPLEVEL), NULL);
+        CHECK_ERROR(
+            esp_with("/a/../../etc", e),
+            "partitions.esp.contents.\"/a/../../etc\": the target \"/a/../../etc\" contains a \"..\"", e);
+        e = ATTRS(NULL);
+        CHECK_ERROR(esp_with("/x", e),
+                    "partitions.esp.contents.\"/x\".source: required attribute is missing", e);
+        v = S("/etc/passwd");
+        CHECK_ERROR(esp_with("/x", ATTRS("source", v, NULL)),
+                    "partitions.esp.contents.\"/x\".source: source \"/etc/passwd\" is a string without "
+                    "store context",
+                    v);
+        v = SC("/etc/passwd");
+        CHECK_ERROR(esp_with("/x", ATTRS("source", v, NULL)),
+                    "partitions.esp.contents.\"/x\".source: source \"/etc/passwd\" is not in the Nix store",
+                    v);
+        v = SC(SYSTEMD "/../../etc/passwd");
+        CHECK_ERROR(
+            esp_with("/x", ATTRS("source", v, NULL)),
+            "partitions.esp.contents.\"/x\".source: source \"" SYSTEMD "/../../etc/passwd\" contains", v);
+        v = I(3);
+        CHECK_ERROR(esp_with("/x", ATTRS("source", v, NULL)),
+                    "partitions.esp.contents.\"/x\".source: expected a path, a derivation or a string", v);
+        v = S(TOPLEVEL);
+        CHECK_ERROR(root_with("storePaths", LIST(1, v)),
+                    "partitions.root.storePaths: \"" TOPLEVEL "\" is a string without store context", v);
+        v = SC(TOPLEVEL "/sw/bin");
+        CHECK_ERROR(root_with("storePaths", LIST(1, v)),
+                    "partitions.root.storePaths: \"" TOPLEVEL "/sw/bin\" is inside the store path " TOPLEVEL,
+                    v);
+        v = SC("/tmp/foo");
+        CHECK_ERROR(root_with("storePaths", LIST(1, v)),
+                    "partitions.root.storePaths: \"/tmp/foo\" is not a store path", v);
+        v = S("nix/store");
+        CHECK_ERROR(root_with("nixStorePrefix", v),
+                    "partitions.root.nixStorePrefix: \"nix/store\" is not an absolute path", v);
+        v = S("/x");
+        CHECK_ERROR(image(ATTRS("root",
+                                ATTRS("stripNixStorePrefix", B(true), "nixStorePrefix", v, "repartConfig",
+                                      ATTRS("Type", S("root"), NULL), NULL),
+                                NULL)),
+                    "partitions.root.nixStorePrefix: \"/x\" conflicts with stripNixStorePrefix", v);
+        v = ATTRS("Type", S("root"), NULL);
+        CHECK_ERROR(image(ATTRS("root", ATTRS("repartconfig", v, NULL), NULL)),
+                    "partitions.root.repartconfig: unknown attribute; did you mean repartConfig?", v);
+        v = root_part();
+        CHECK_ERROR(image(ATTRS("a b", v, NULL)), "partitions.\"a b\": character \" \" is not allowed", v);
+        v = root_part();
+        CHECK_ERROR(image(ATTRS(".hidden", v, NULL)),
+                    "partitions.\".hidden\": a partition name must not start", v);
+}
+
+static void test_errors_top_level(void) {
+        nri_node *args, *v;
+
+        args = ATTRS("partitions", ATTRS("root", root_part(), NULL), NULL);
+        CHECK_ERROR(args, "name: required attribute is missing", args);
+        v = S("x");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "sede", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "sede: unknown attribute; did you mean seed?", v);
+        v = S("systemd");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "package", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "package: is not supported by repartImage", v);
+        v = S("a/b");
+        CHECK_ERROR(ATTRS("name", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+                    "name: \"a/b\" cannot be part of the image's file name", v);
+        v = I(1000);
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "sectorSize", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "sectorSize: 1000 is not a supported sector size", v);
+        v = I(30);
+        CHECK_ERROR(ATTRS("name", S("image"), "compression", ATTRS("enable", B(true), "level", v, NULL),
+                          "partitions", ATTRS("root", root_part(), NULL), NULL),
+                    "compression.level: 30 is out of range for zstd", v);
+        v = S("not-a-uuid");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "seed", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "seed: \"not-a-uuid\" is not a UUID", v);
+        v = S("12Q");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "imageSize", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "imageSize: cannot parse \"12Q\" as a size", v);
+        v = ATTRS(NULL);
+        CHECK_ERROR(image(v), "partitions: an image needs at least one partition", v);
+        v = S("x86_64");
+        CHECK_ERROR(ATTRS("name", S("image"), "architecture", v, "partitions",
+                          ATTRS("root", root_part(), NULL), NULL),
+                    "architecture: \"x86_64\" is Nix's name", v);
+}
+
+int main(void) {
+        A = nri_arena_new();
+        test_design_example();
+        test_design_example_json();
+        test_default_labels();
+        test_definition_order();
+        test_sizes();
+        test_flags();
+        test_copy_and_dirs();
+        test_store_paths();
+        test_top_level();
+        test_errors_repart_config();
+        test_errors_across_partitions();
+        test_errors_contents_and_store();
+        test_errors_top_level();
+        nri_arena_free(A);
+        return check_result();
+}
