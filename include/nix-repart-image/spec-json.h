@@ -77,11 +77,19 @@
 
 #define NRI_SPEC_VERSION 1
 
+/* The exportReferencesGraph key of a partition's closure ("closure-<partno>"),
+ * written into buf; NULL when the partition has no storePaths. */
+const char *nri_spec_closure_key(const nri_partition *p, char *buf, size_t size);
+
 /* The repartSpec object. */
 cJSON *nri_spec_to_json(const nri_spec *spec);
 
 /* The attribute set for `derivation` (see above). */
 cJSON *nri_spec_derivation_json(const nri_spec *spec, const char *builder, const char *system);
+
+/* Reads a repartSpec object back (the builder's side).  Refuses another
+ * specVersion.  0, or -EINVAL with *ret_error naming the field. */
+int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const char **ret_error);
 
 /* What the returned value exposes at evaluation time, under `image`:
  *   { diskUuid, seed, seedRandom, architecture, imageFile,

@@ -89,7 +89,7 @@ static const char *type_name(const nri_partition *p, char buf[NRI_UUID_STRING_MA
         return nri_part_type_display(&p->type, buf);
 }
 
-static const char *closure_key(const nri_partition *p, char *buf, size_t size) {
+const char *nri_spec_closure_key(const nri_partition *p, char *buf, size_t size) {
         if (p->n_store_paths == 0)
                 return NULL;
         snprintf(buf, size, "closure-%u", p->partno);
@@ -134,7 +134,7 @@ static void add_file_system(jb *b, cJSON *o, const nri_partition *p) {
         add(b, o, "copyFiles", j_copies(b, p->copy_files, p->n_copy_files));
         add(b, o, "makeDirectories", j_strings(b, p->make_directories, p->n_make_directories));
         add(b, o, "storePaths", j_strings(b, p->store_paths, p->n_store_paths));
-        add(b, o, "closure", j_str(closure_key(p, key, sizeof(key))));
+        add(b, o, "closure", j_str(nri_spec_closure_key(p, key, sizeof(key))));
         add(b, o, "nixStorePrefix", j_str(p->nix_store_prefix));
 }
 
@@ -204,7 +204,7 @@ static cJSON *references_graph(jb *b, const nri_spec *spec) {
                 const nri_partition *p = &spec->partitions[i];
                 char key[32];
 
-                if (closure_key(p, key, sizeof(key)))
+                if (nri_spec_closure_key(p, key, sizeof(key)))
                         add(b, o, key, j_strings(b, p->store_paths, p->n_store_paths));
         }
         return o;

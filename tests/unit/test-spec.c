@@ -690,6 +690,64 @@ static void test_errors_top_level(void) {
                     "architecture: \"x86_64\" is Nix's name", v);
 }
 
+/* The builder reads back exactly what the evaluator wrote. */
+static void check_round_trip(const nri_node *args) {
+        nri_spec *spec = normalise(args), *back = NULL;
+        const char *error = NULL;
+        cJSON *j1, *j2;
+        char *t1, *t2;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        j1 = nri_spec_to_json(spec);
+        CHECK(nri_spec_from_json(A, j1, &back, &error) == 0);
+        if (!back) {
+                fprintf(stderr, "nri_spec_from_json: %s\n", error);
+                cJSON_Delete(j1);
+                return;
+        }
+        j2 = nri_spec_to_json(back);
+        t1 = cJSON_Print(j1);
+        t2 = cJSON_Print(j2);
+        CHECK_STR(t2, t1);
+        free(t1);
+        free(t2);
+        cJSON_Delete(j1);
+        cJSON_Delete(j2);
+}
+
+static void test_spec_read(void) {
+        nri_spec *spec = normalise(image(ATTRS("root", root_part(), NULL)));
+        cJSON *j = spec ? nri_spec_to_json(spec) : NULL;
+        const char *error = NULL;
+        nri_spec *back = NULL;
+
+        check_round_trip(image(ATTRS("esp", part(ATTRS("Type", S("esp"), "Format", S("vfat"), NULL)), "root",
+                                     root_part(), NULL)));
+        check_round_trip(image(ATTRS(
+            "store", ATTRS("stripNixStorePrefix", B(true), "storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
+                           ATTRS("Type", S("linux-generic"), "Flags", S("0x8000000000000004"), "SizeMaxBytes",
+                                 S("1G"), "SplitName", S("-"), NULL),
+                           NULL),
+            NULL)));
+
+        /* A spec from another version of the plugin is refused, naming the field. */
+        CHECK(j != NULL);
+        if (!j)
+                return;
+        cJSON_ReplaceItemInObject(j, "specVersion", cJSON_CreateNumber(99));
+        CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
+        CHECK(back == NULL);
+        CHECK(error && strstr(error, "specVersion") != NULL);
+        cJSON_ReplaceItemInObject(j, "specVersion", cJSON_CreateNumber(NRI_SPEC_VERSION));
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "partitions"), 0), "uuid",
+                                  cJSON_CreateString("not-a-uuid"));
+        CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
+        CHECK(error && strstr(error, "partitions[0].uuid") != NULL);
+        cJSON_Delete(j);
+}
+
 int main(void) {
         A = nri_arena_new();
         test_design_example();
@@ -705,6 +763,7 @@ int main(void) {
         test_errors_across_partitions();
         test_errors_contents_and_store();
         test_errors_top_level();
+        test_spec_read();
         nri_arena_free(A);
         return check_result();
 }

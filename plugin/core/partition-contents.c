@@ -1,0 +1,225 @@
+/* partition-contents.c: what fills a partition's file system besides
+ * repartConfig's CopyFiles= and MakeDirectories=: the NixOS module's
+ * `contents` (files and trees, imported into the store when they are
+ * paths), `storePaths` (copied with their closures) and where in the file
+ * system the store lands (nixStorePrefix, stripNixStorePrefix). */
+#include <string.h>
+
+#include "spec-internal.h"
+
+/* ---- the lists a partition is filled from ------------------------------- */
+
+/* An arena array that doubles when full. */
+void *spec_grow(ctx *c, void *items, size_t n, size_t *cap, size_t size) {
+        void *p;
+
+        if (n < *cap)
+                return items;
+        *cap = *cap ? *cap * 2 : 4;
+        p = nri_alloc(c->a, *cap * size);
+        if (n)
+                memcpy(p, items, n * size);
+        return p;
+}
+
+void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source,
+                   const char *target) {
+        *items = spec_grow(c, *items, *n, cap, sizeof(nri_copy));
+        (*items)[(*n)++] = (nri_copy){.source = source, .target = target};
+}
+
+/* ---- partitions: contents ----------------------------------------------- */
+
+/* The shim's message does not know the attribute: prefix it. */
+static int import_path(ctx *c, const nri_node *n, const char *path, const char **ret) {
+        int r = c->host->import_path(c->host->ctx, n, ret, c->err);
+
+        if (r < 0 && c->err && c->err->message)
+                c->err->message = nri_printf(c->a, "%s: %s", path, c->err->message);
+        return r < 0 ? r : 0;
+}
+
+static int content_source(ctx *c, const nri_node *n, const char *path, const char **ret) {
+        switch (n->kind) {
+        case NRI_PATH:
+                return import_path(c, n, path, ret);
+        case NRI_DERIVATION:
+                c->host->use_context(c->host->ctx, n);
+                *ret = n->str.s;
+                return 0;
+        case NRI_STRING:
+                return spec_store_string(c, n, path, "source", n->str.s, ret);
+        default:
+                return FAIL(c, n,
+                            "%s: expected a path, a derivation or a string referring to the store, got %s",
+                            path, nri_kind_describe(n->kind));
+        }
+}
+
+static int content_target(ctx *c, const nri_node *n, const char *path, const char *target,
+                          const char **ret) {
+        const char *expanded = NULL, *why;
+        int r;
+
+        r = spec_expand_percent(c, n, path, target, &expanded);
+        if (r < 0)
+                return r;
+        why = spec_normalise_path(c, expanded, ret);
+        if (why)
+                return FAIL(c, n, "%s: the target %s %s", path, spec_quote(c, target), why);
+        return 0;
+}
+
+static int parse_content(ctx *c, part_state *s, const char *cpath, const nri_attr *at) {
+        static const char *const fields[] = {"source", NULL};
+        const char *path = spec_path_join(c, cpath, at->name), *target = NULL, *source = NULL;
+        const nri_node *src = NULL;
+        nri_partition *p = s->p;
+        int r;
+
+        if (at->value->kind == NRI_DERIVATION || at->value->kind == NRI_PATH)
+                return FAIL(c, at->value, "%s: expected an attribute set, got %s; write %s.source = …", path,
+                            nri_kind_describe(at->value->kind), path);
+        r = spec_expect(c, at->value, path, NRI_ATTRS);
+        if (r < 0)
+                return r;
+        r = spec_check_fields(c, at->value, path, fields, NULL);
+        if (r < 0)
+                return r;
+        r = content_target(c, at->value, path, at->name, &target);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n_contents; i++)
+                if (streq(p->contents[i].target, target))
+                        return FAIL(c, at->value, "%s: the target %s is the same as that of another entry",
+                                    path, spec_quote(c, target));
+        r = spec_require(c, at->value, path, "source", &src);
+        if (r < 0)
+                return r;
+        r = content_source(c, src, spec_path_join(c, path, "source"), &source);
+        if (r < 0)
+                return r;
+        spec_add_copy(c, &p->contents, &p->n_contents, &s->cap_contents, source, target);
+        return 0;
+}
+
+int spec_parse_contents(ctx *c, part_state *s, const nri_node *pn) {
+        const char *path = spec_path_join(c, s->path, "contents");
+        const nri_node *n = spec_opt(pn, "contents");
+        int r;
+
+        if (!n)
+                return 0;
+        r = spec_expect(c, n, path, NRI_ATTRS);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n->attrs.n; i++) {
+                r = parse_content(c, s, path, &n->attrs.items[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- partitions: storePaths --------------------------------------------- */
+
+static int store_path_element(ctx *c, const nri_node *n, const char *path, const char **ret) {
+        const char *s = NULL, *why;
+        size_t len;
+        int r;
+
+        switch (n->kind) {
+        case NRI_DERIVATION:
+                s = n->str.s;
+                break;
+        case NRI_PATH:
+                r = import_path(c, n, path, &s);
+                if (r < 0)
+                        return r;
+                break;
+        case NRI_STRING:
+                why = spec_normalise_path(c, n->str.s, &s);
+                if (why)
+                        return FAIL(c, n, "%s: %s %s", path, spec_quote(c, n->str.s), why);
+                break;
+        default:
+                return FAIL(c, n, "%s: expected a derivation or a store path, got %s", path,
+                            nri_kind_describe(n->kind));
+        }
+        len = spec_store_path_length(c->store_dir, s);
+        if (!len)
+                return FAIL(c, n, "%s: %s is not a store path (%s/<hash>-<name>)", path, spec_quote(c, s),
+                            c->store_dir);
+        if (s[len])
+                return FAIL(c, n, "%s: %s is inside the store path %s; give %s itself", path,
+                            spec_quote(c, s), nri_strndup(c->a, s, len), nri_strndup(c->a, s, len));
+        if (n->kind == NRI_STRING && !n->has_context)
+                return FAIL(
+                    c, n,
+                    "%s: %s is a string without store context, so Nix would not know the image needs "
+                    "it; use the derivation itself or \"${drv}\"",
+                    path, spec_quote(c, s));
+        if (n->kind != NRI_PATH)
+                c->host->use_context(c->host->ctx, n);
+        *ret = s;
+        return 0;
+}
+
+int spec_parse_store_paths(ctx *c, part_state *s, const nri_node *pn) {
+        const char *path = spec_path_join(c, s->path, "storePaths");
+        const nri_node *n = spec_opt(pn, "storePaths");
+        nri_partition *p = s->p;
+        int r;
+
+        if (!n)
+                return 0;
+        r = spec_expect(c, n, path, NRI_LIST);
+        if (r < 0)
+                return r;
+        p->store_paths = nri_alloc(c->a, (n->list.n + 1) * sizeof(char *));
+        for (size_t i = 0; i < n->list.n; i++) {
+                const char *sp = NULL;
+                bool dup = false;
+
+                r = store_path_element(c, n->list.items[i], path, &sp);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < p->n_store_paths && !dup; j++)
+                        dup = streq(p->store_paths[j], sp);
+                if (!dup)
+                        p->store_paths[p->n_store_paths++] = sp;
+        }
+        return 0;
+}
+
+/* ---- partitions: where the store lands ---------------------------------- */
+
+int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
+        const char *ppath = spec_path_join(c, s->path, "nixStorePrefix");
+        const nri_node *n = spec_opt(pn, "nixStorePrefix");
+        const char *why;
+        bool strip;
+        int r;
+
+        r = spec_get_bool(c, pn, s->path, "stripNixStorePrefix", false, &strip);
+        if (r < 0)
+                return r;
+        s->p->nix_store_prefix = strip ? "/" : c->store_dir;
+        if (!n)
+                return 0;
+        if (n->kind != NRI_STRING && n->kind != NRI_PATH)
+                return FAIL(c, n, "%s: expected a string, got %s", ppath, nri_kind_describe(n->kind));
+        if (n->has_context)
+                return FAIL(c, n, "%s: %s refers to the store; the prefix is a directory inside the image",
+                            ppath, spec_quote(c, n->str.s));
+        why = spec_normalise_path(c, n->str.s, &s->p->nix_store_prefix);
+        if (why)
+                return FAIL(c, n, "%s: %s %s", ppath, spec_quote(c, n->str.s), why);
+        if (strip && !streq(s->p->nix_store_prefix, "/"))
+                return FAIL(
+                    c, n,
+                    "%s: %s conflicts with stripNixStorePrefix = true, which means \"/\"; set only one "
+                    "of them",
+                    ppath, spec_quote(c, n->str.s));
+        return 0;
+}
