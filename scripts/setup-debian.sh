@@ -18,9 +18,10 @@ packages=(
   # evaluator half: Nix 2.8 and what its headers include
   nix-bin libgc-dev libboost-dev nlohmann-json3-dev
   # builder half
-  libfdisk-dev e2fslibs-dev libcjson-dev libssl-dev mtools
-  # tests
-  python3 python3-pytest
+  libfdisk-dev e2fslibs-dev libcjson-dev libssl-dev libzstd-dev liblzma-dev mtools
+  # tests: the tools that check our images, and the peer we compare with
+  python3 python3-pytest e2fsprogs dosfstools fdisk gdisk util-linux
+  systemd systemd-container zstd xz-utils
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -69,7 +70,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$nix_src_version" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && apt-get source -q --download-only "nix=$nix_src_version" >/dev/null 2>&1 \
-     && dpkg-source -x "nix_${nix_src_version#*:}.dsc" src >/dev/null)
+     && dpkg-source -x "nix_${nix_src_version#*:}.dsc" src >/dev/null 2>&1)
   src=$work/src
   # What Nix's own `make install` puts under $(includedir)/nix (local.mk,
   # src/libexpr/local.mk, src/libstore/local.mk).

@@ -118,14 +118,15 @@ static int get_copies(reader *r, const cJSON *o, const char *where, const char *
                 return bad(r, path, "expected a list of { source, target }");
         items = nri_alloc(r->a, sizeof(*items) * (size_t)cJSON_GetArraySize(j));
         cJSON_ArrayForEach(e, j) {
+                const char *w = nri_printf(r->a, "%s[%zu].", path, n);
                 nri_copy *c = &items[n++];
                 int k;
 
                 if (!cJSON_IsObject(e))
                         return bad(r, path, "expected a list of { source, target }");
-                k = get_string(r, e, path, ".source", false, &c->source);
+                k = get_string(r, e, w, "source", false, &c->source);
                 if (k >= 0)
-                        k = get_string(r, e, path, ".target", false, &c->target);
+                        k = get_string(r, e, w, "target", false, &c->target);
                 if (k < 0)
                         return k;
                 if (c->source[0] != '/' || c->target[0] != '/')

@@ -22,6 +22,7 @@ DEFAULT_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
 BASE_CONF = f"""\
 build-users-group =
 sandbox = false
+substituters =
 experimental-features = nix-command flakes
 """
 
@@ -105,6 +106,10 @@ class Nix:
 
     def instantiate(self, path: Path, *extra) -> NixResult:
         return self.run("nix-instantiate", *extra, str(path))
+
+    def build(self, path: Path, *extra, timeout=600) -> NixResult:
+        """nix-build without a result link; stdout is the output path."""
+        return self.run("nix-build", "--no-out-link", *extra, str(path), timeout=timeout)
 
     def show_derivation(self, drv: str) -> dict:
         r = self.run("nix", "show-derivation", drv)

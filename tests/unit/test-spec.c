@@ -723,8 +723,16 @@ static void test_spec_read(void) {
         const char *error = NULL;
         nri_spec *back = NULL;
 
-        check_round_trip(image(ATTRS("esp", part(ATTRS("Type", S("esp"), "Format", S("vfat"), NULL)), "root",
-                                     root_part(), NULL)));
+        check_round_trip(image(ATTRS(
+            "esp",
+            ATTRS("contents", ATTRS("/EFI/BOOT/BOOTX64.EFI", ATTRS("source", PATH("/src/bootx64.efi"), NULL), NULL),
+                  "repartConfig", ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
+            "root",
+            ATTRS("repartConfig",
+                  ATTRS("Type", S("root"), "CopyFiles", LIST(1, SC(SYSTEMD "/lib:/usr/lib")), "MakeDirectories",
+                        LIST(1, S("/var /srv")), NULL),
+                  NULL),
+            NULL)));
         check_round_trip(image(ATTRS(
             "store", ATTRS("stripNixStorePrefix", B(true), "storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
                            ATTRS("Type", S("linux-generic"), "Flags", S("0x8000000000000004"), "SizeMaxBytes",

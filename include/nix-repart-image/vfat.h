@@ -1,0 +1,129 @@
+/* vfat.h: a FAT file system, written through mtools.
+ *
+ * nri_vfat_write() formats a byte range of an image with `mformat` and fills
+ * it from a plan (plan.h) with `mmd` and `mcopy`, run as programs (no shell).
+ * The result is the file system systemd-repart 252 makes with
+ * `mkfs.vfat -i <volume id> -n <label> -F 32` on a loop device of the
+ * partition: the same FAT type, sector and cluster size, reserved sectors,
+ * number and length of the FATs, total sectors, media byte, hidden sectors,
+ * volume id and label (nri_vfat_geometry_for() holds mkfs.fat 4.2's
+ * arithmetic; mformat gets every value explicitly).  Where mtools cannot
+ * follow:
+ *   - a FAT32 of fewer than 65525 clusters (below about 33 MiB with the
+ *     512-byte clusters mkfs.vfat picks there), which mkfs.vfat -F 32 makes
+ *     and mformat refuses, becomes the FAT12/FAT16 mkfs.vfat makes without
+ *     -F; a FAT16 of 4087 to 4095 clusters (mformat wants 4096) gets
+ *     clusters half as large, as `mkfs.vfat -s` would;
+ *   - the boot sector is mtools' (OEM name, boot code, drive number 0), and
+ *     below 4 MiB mformat writes its own heads and sectors per track;
+ *   - a '^' in the label becomes '~' (mformat's label rule).
+ *
+ * The bytes depend only on the arguments and the content: every timestamp
+ * is the plan's mtime (clamped to what FAT holds, 1980-01-01 to 2107-12-31,
+ * in UTC), names are written in the walk's byte order (each directory's
+ * subdirectories first, then its files), short names come from code page
+ * 437, and mtools runs with a fixed configuration whatever /etc/mtools.conf,
+ * ~/.mtoolsrc, the locale or the time zone say.
+ *
+ * What FAT cannot hold is an error naming the path, never mangled, and
+ * found before anything is written:
+ *   - symbolic links (systemd-repart 252 fails on them too: it copies into
+ *     the mounted file system, and vfat has no symlinks);
+ *   - names that are not UTF-8, longer than 255 UTF-16 units, that contain a
+ *     control character or one of " * / : < > ? \ |, that end in a dot or a
+ *     space (FAT drops those), or that are CON, AUX, PRN, NUL, COM1-4,
+ *     LPT1-4 (mtools refuses them);
+ *   - two names in one directory that differ only in case (FAT compares
+ *     names case-insensitively: towupper() of each character, as mtools);
+ *   - files of 4 GiB or more;
+ *   - content larger than the file system (checked against a lower bound
+ *     of the clusters it takes; any message an mtools program prints fails
+ *     the write too).
+ * Hard links become separate copies of the data.  Mode bits and owners are
+ * not kept (FAT has none); every file is a plain archive file.
+ *
+ * Programs: $NRI_MTOOLS_DIR/{mformat,mmd,mcopy} when NRI_MTOOLS_DIR is set,
+ * else the first of each on PATH.  Tested with mtools 4.0.32 (which has
+ * SOURCE_DATE_EPOCH and "-i image@@offset"). */
+#pragma once
+
+#include <stdint.h>
+
+#include "plan.h"
+
+/* FAT's limits on timestamps (FAT stores local time; we write UTC). */
+#define NRI_VFAT_TIME_MIN INT64_C(315532800)  /* 1980-01-01 00:00:00 */
+#define NRI_VFAT_TIME_MAX INT64_C(4354819198) /* 2107-12-31 23:59:58 */
+
+typedef struct nri_vfat_options {
+        /* The volume id (serial): systemd-repart takes the first 32 bits of
+         * the file-system UUID, most significant byte first. */
+        uint32_t volume_id;
+        /* The partition's label as in the spec; it is turned into a FAT
+         * label as systemd-repart does (nri_vfat_mangle_label()). */
+        const char *label;
+        /* Logical sector size of the file system.  0 means 512: systemd-repart
+         * 252 formats through a loop device with 512-byte sectors whatever the
+         * image's sector size (newer systemd passes the image's with -S). */
+        uint32_t sector_size;
+        /* For messages only: what is being written, e.g. "partition esp"
+         * (NULL: "vfat"). */
+        const char *what;
+} nri_vfat_options;
+
+/* systemd-repart 252's mangle_fat_label(): each non-ASCII character becomes
+ * '_', the result is cut to 11 bytes and upper-cased, and control characters
+ * and *?.,;:/\|+=<>[]" become '_'.  "" becomes "NO NAME" (mkfs.vfat's name
+ * for no label).  *ret is malloc'ed.  Returns 0, -EINVAL (not UTF-8) or
+ * -ENOMEM. */
+int nri_vfat_mangle_label(const char *label, char **ret);
+
+/* The layout mkfs.fat 4.2 chooses for `mkfs.vfat -F 32` on a device of
+ * `size` bytes with `sector_size`-byte sectors that reports no geometry and
+ * no partition start, as systemd-repart's loop device does; where mformat
+ * cannot make that, the layout of `mkfs.vfat` without -F (and, for a FAT16
+ * of 4087 to 4095 clusters, with -s of half its cluster size). */
+typedef struct nri_vfat_geometry {
+        uint32_t sector_size;
+        uint32_t total_sectors; /* the partition's sectors, rounded down to a whole track */
+        uint32_t sectors_per_track, heads;
+        uint32_t hidden_sectors; /* 0 */
+        uint32_t fat_bits;       /* 12, 16 or 32 */
+        uint32_t sectors_per_cluster;
+        uint32_t reserved_sectors; /* before the first FAT, incl. the boot sector */
+        uint32_t fats;             /* 2 */
+        uint32_t fat_sectors;      /* the length of one FAT */
+        uint32_t root_dir_sectors; /* FAT12/16: the fixed root directory; FAT32: 0 */
+        uint32_t clusters;         /* data clusters */
+        uint8_t media;             /* 0xf8; a floppy's for 360K, 720K, 1200K, 1440K, 2880K */
+} nri_vfat_geometry;
+
+/* Returns 0, or -EINVAL (sector size not 512…4096 or not a power of two) or
+ * -ERANGE (too small or too large for any FAT). */
+int nri_vfat_geometry_for(uint64_t size, uint32_t sector_size, nri_vfat_geometry *ret);
+
+/* Minimize=guess for a vfat partition (systemd-repart 252 has no Minimize=;
+ * this follows the rule the ext4 writer uses: what the content occupies,
+ * plus half).  The content's clusters are bounded from the stats — each
+ * file rounded up to 4 KiB, which covers the 512 B to 4 KiB clusters of
+ * every FAT up to 8 GiB, or by a whole cluster per file above — plus its
+ * directories (one cluster each, and per name its entry and long-name
+ * entries); half of that is added, the result rounded up to 4096, and then
+ * grown until the FAT that nri_vfat_geometry_for() lays out for that size
+ * holds the content.  The plan should be measured with ignore_hardlinks
+ * set: FAT stores every name's data.  0, -ERANGE (more than any FAT
+ * holds). */
+int nri_vfat_min_size(const nri_plan_stats *st, uint64_t *ret);
+
+/* Formats bytes [offset, offset + size) of the existing file `image_path`,
+ * which must be zeros there (a fresh sparse file) and not locked by the
+ * caller (mtools takes a lock on it), and copies the plan into it; the
+ * rest of the file is not touched.  The plan's hard links are copies
+ * whatever its ignore_hardlinks says.  Errors are logged to stderr with
+ * o->what and the path or program concerned; returns 0 or a negative errno
+ * (-EINVAL: content or a label FAT cannot hold, -ENOSPC: content too large,
+ * -ERANGE: no FAT of that size, -ENOENT: mtools not found, -EIO: an mtools
+ * program failed, -ENOTSUP: names outside ASCII without a C.UTF-8 locale).
+ * On failure the range may hold a partial file system. */
+int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const nri_vfat_options *o,
+                   const nri_plan *plan);

@@ -1,0 +1,580 @@
+/* build.c: the builder's story — spec, plans, layout, file systems, GPT,
+ * repart-output.json, split files — told once, top to bottom, in
+ * nri_build().  Everything about one format or one table lives in the file
+ * named for it; this file only decides the order and names what failed. */
+#include "nix-repart-image/build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "nix-repart-image/compress.h"
+#include "nix-repart-image/ext4.h"
+#include "nix-repart-image/gpt.h"
+#include "nix-repart-image/layout.h"
+#include "nix-repart-image/output-json.h"
+#include "nix-repart-image/plan.h"
+#include "nix-repart-image/spec-json.h"
+#include "nix-repart-image/vfat.h"
+
+#define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
+
+/* Everything one build owns. */
+typedef struct build {
+        const nri_build_options *o;
+        nri_arena *a;
+        nri_spec *spec;
+        nri_plan *plans;         /* one per partition */
+        nri_layout_part *layout; /* one per partition */
+        nri_layout_disk disk;
+        const char *image;   /* $out/<imageFile> */
+        const char *partial; /* where it is written until complete */
+        int fd;
+        const char **split_files;
+        size_t n_split_files;
+} build;
+
+static const char *partition_name(const nri_partition *p) {
+        return p->id;
+}
+
+/* ---- the spec and the closures ------------------------------------------ */
+
+static int read_spec(build *b) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(b->o->attrs, "repartSpec");
+        const char *error = NULL;
+
+        if (!j) {
+                log_error("the derivation has no repartSpec attribute: was it made by builtins.repartImage?");
+                return -EINVAL;
+        }
+        if (nri_spec_from_json(b->a, j, &b->spec, &error) < 0) {
+                log_error("%s", error);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int by_target(const void *x, const void *y) {
+        return strcmp(((const nri_plan_copy *)x)->target, ((const nri_plan_copy *)y)->target);
+}
+
+/* The closure of the partition's storePaths, as exportReferencesGraph gave
+ * it: every path lands at <nixStorePrefix>/<basename>. */
+static int plan_closure(build *b, const nri_partition *p, nri_plan_copy **copies, size_t *n) {
+        char key[32];
+        const cJSON *graph, *e;
+        const char *prefix = strcmp(p->nix_store_prefix, "/") == 0 ? "" : p->nix_store_prefix;
+        size_t start = *n;
+
+        if (!nri_spec_closure_key(p, key, sizeof(key)))
+                return 0;
+        graph = cJSON_GetObjectItemCaseSensitive(b->o->attrs, key);
+        if (!cJSON_IsArray(graph)) {
+                log_error("partition %s: the references graph %s is missing from .attrs.json", partition_name(p),
+                          key);
+                return -EINVAL;
+        }
+        cJSON_ArrayForEach(e, graph) {
+                const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
+                const char *base;
+
+                if (!cJSON_IsString(path) || path->valuestring[0] != '/') {
+                        log_error("partition %s: %s holds an entry without a path", partition_name(p), key);
+                        return -EINVAL;
+                }
+                base = strrchr(path->valuestring, '/') + 1;
+                (*copies)[(*n)++] = (nri_plan_copy){
+                        .source = nri_strdup(b->a, path->valuestring),
+                        .target = nri_printf(b->a, "%s/%s", prefix, base),
+                };
+        }
+        /* Store paths in name order, whatever order Nix listed them in. */
+        qsort(*copies + start, *n - start, sizeof(nri_plan_copy), by_target);
+        return 0;
+}
+
+static size_t closure_size(build *b, const nri_partition *p) {
+        char key[32];
+        const cJSON *graph;
+
+        if (!nri_spec_closure_key(p, key, sizeof(key)))
+                return 0;
+        graph = cJSON_GetObjectItemCaseSensitive(b->o->attrs, key);
+        return cJSON_IsArray(graph) ? (size_t)cJSON_GetArraySize(graph) : 0;
+}
+
+/* The order systemd-repart's CopyFiles= would copy in, as the NixOS module
+ * writes it: the closure first, then contents, then CopyFiles=. */
+static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
+        size_t cap = closure_size(b, p) + p->n_contents + p->n_copy_files;
+        int r;
+
+        plan->directories = p->make_directories;
+        plan->n_directories = p->n_make_directories;
+        plan->copies = nri_alloc(b->a, sizeof(nri_plan_copy) * (cap ? cap : 1));
+        plan->mtime = b->o->mtime;
+        /* Every source is in the store, where hard links exist only when the
+         * store was optimised (the NAR format has none): keeping them would
+         * make the image depend on the machine's store, not on the closure. */
+        plan->ignore_hardlinks = true;
+        r = plan_closure(b, p, &plan->copies, &plan->n_copies);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < p->n_contents; i++)
+                plan->copies[plan->n_copies++] = (nri_plan_copy){p->contents[i].source, p->contents[i].target};
+        for (size_t i = 0; i < p->n_copy_files; i++)
+                plan->copies[plan->n_copies++] =
+                    (nri_plan_copy){p->copy_files[i].source, p->copy_files[i].target};
+        return 0;
+}
+
+/* ---- sizes -------------------------------------------------------------- */
+
+/* The smallest size the partition's file system and content need. */
+static int content_min(build *b, const nri_partition *p, const nri_plan *plan, uint64_t *ret) {
+        nri_plan_stats st;
+        int r;
+
+        *ret = 0;
+        if (p->format == NRI_FORMAT_EXT4)
+                *ret = NRI_EXT4_MIN_SIZE;
+        if (p->minimize != NRI_MINIMIZE_GUESS)
+                return 0;
+        r = nri_plan_measure(plan, &st);
+        if (r < 0) {
+                log_error("partition %s: cannot read its content: %s", partition_name(p), strerror(-r));
+                return r;
+        }
+        if (p->format == NRI_FORMAT_EXT4)
+                r = nri_ext4_min_size(&st, ret);
+        else if (p->format == NRI_FORMAT_VFAT)
+                r = nri_vfat_min_size(&st, ret);
+        if (r < 0)
+                log_error("partition %s: cannot work out the size of its content: %s", partition_name(p),
+                          strerror(-r));
+        if (b->o->verbose && r >= 0)
+                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
+                                " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
+                        partition_name(p), st.files, st.bytes, *ret);
+        return r;
+}
+
+static int lay_out(build *b) {
+        size_t failed = SIZE_MAX;
+        char err[512] = "";
+        int r;
+
+        b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+                nri_layout_part *l = &b->layout[i];
+
+                *l = (nri_layout_part){
+                        .size_min = p->size_min,
+                        .size_max = p->size_max,
+                        .padding_min = p->padding_min,
+                        .padding_max = p->padding_max,
+                        .weight = p->weight,
+                        .padding_weight = p->padding_weight,
+                        .priority = p->priority,
+                };
+                r = content_min(b, p, &b->plans[i], &l->content_min);
+                if (r < 0)
+                        return r;
+        }
+        r = nri_layout_compute(b->layout, b->spec->n_partitions, b->spec->sector_size, b->spec->image_size,
+                               &b->disk, &failed, err, sizeof(err));
+        if (r < 0) {
+                if (failed < b->spec->n_partitions)
+                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]), err);
+                else
+                        log_error("%s", err);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- file systems ------------------------------------------------------- */
+
+static void progress(void *ctx, uint64_t files, uint64_t bytes) {
+        const nri_partition *p = ctx;
+
+        if (files % 1000 == 0)
+                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64 " MiB\n",
+                        partition_name(p), files, bytes >> 20);
+}
+
+static int write_ext4(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
+        nri_ext4_options o = {
+                .uuid = p->fs_uuid,
+                .label = p->label,
+                .timestamp = plan->mtime,
+                .what = nri_printf(b->a, "partition %s", partition_name(p)),
+                .progress = b->o->verbose ? progress : NULL,
+                .progress_ctx = (void *)p,
+        };
+
+        /* systemd-repart leaves the directory hash seed to mke2fs, which
+         * draws it at random; ours is derived so the image is reproducible. */
+        nri_uuid_derive(&p->fs_uuid, "directory-hash-seed", strlen("directory-hash-seed"), &o.hash_seed);
+        return nri_ext4_write(b->partial, l->offset, l->size, &o, plan);
+}
+
+static int write_vfat(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
+        nri_vfat_options o = {
+                .volume_id = nri_uuid_vfat_volume_id(&p->fs_uuid),
+                .label = p->label,
+                /* The image's sector size, as newer systemd-repart passes
+                 * it (252 formats with 512 whatever the image has): firmware
+                 * on a 4Kn disk expects the FAT's sectors to match. */
+                .sector_size = b->spec->sector_size,
+                .what = nri_printf(b->a, "partition %s", partition_name(p)),
+        };
+
+        return nri_vfat_write(b->partial, l->offset, l->size, &o, plan);
+}
+
+static int write_file_systems(build *b) {
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+                const nri_layout_part *l = &b->layout[i];
+                int r = 0;
+
+                if (l->dropped)
+                        continue;
+                if (b->o->verbose && p->format != NRI_FORMAT_NONE)
+                        fprintf(stderr, "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64 "\n",
+                                partition_name(p), nri_format_to_string(p->format), l->size, l->offset);
+                if (p->format == NRI_FORMAT_EXT4)
+                        r = write_ext4(b, p, l, &b->plans[i]);
+                else if (p->format == NRI_FORMAT_VFAT)
+                        r = write_vfat(b, p, l, &b->plans[i]);
+                if (r < 0) {
+                        log_error("partition %s: writing its %s file system failed", partition_name(p),
+                                  nri_format_to_string(p->format));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* ---- the partition table and the JSON ----------------------------------- */
+
+static int write_gpt(build *b) {
+        nri_gpt_part *parts = nri_alloc(b->a, sizeof(nri_gpt_part) * b->spec->n_partitions);
+        nri_gpt_table t = {
+                .sector_size = b->spec->sector_size,
+                .parts = parts,
+                .first_lba = b->disk.first_lba,
+                .last_lba = b->disk.last_lba,
+        };
+        char disk_uuid[NRI_UUID_STRING_MAX], err[512] = "";
+        int r;
+
+        nri_uuid_format(&b->spec->disk_uuid, disk_uuid);
+        t.disk_uuid = disk_uuid;
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX), *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
+
+                if (b->layout[i].dropped)
+                        continue;
+                nri_uuid_format(&p->type.uuid, type);
+                nri_uuid_format(&p->uuid, uuid);
+                parts[t.n_parts++] = (nri_gpt_part){
+                        .type_uuid = type,
+                        .uuid = uuid,
+                        .label = p->label,
+                        .flags = p->flags,
+                        .offset = b->layout[i].offset,
+                        .size = b->layout[i].size,
+                };
+        }
+        r = nri_gpt_write(b->fd, b->image, &t, err, sizeof(err));
+        if (r < 0)
+                log_error("writing the partition table: %s", err);
+        return r;
+}
+
+static const char *image_file_name(const build *b) {
+        const char *s = strrchr(b->image, '/');
+        return s ? s + 1 : b->image;
+}
+
+static int write_output_json(build *b) {
+        nri_output_part *parts = nri_alloc(b->a, sizeof(nri_output_part) * b->spec->n_partitions);
+        size_t n = 0;
+        int r;
+
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX), *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
+
+                if (b->layout[i].dropped)
+                        continue;
+                nri_uuid_format(&p->uuid, uuid);
+                parts[n++] = (nri_output_part){
+                        .type = nri_part_type_display(&p->type, type),
+                        .label = p->label,
+                        .uuid = uuid,
+                        .file = nri_printf(b->a, "%s.conf", p->id),
+                        .offset = b->layout[i].offset,
+                        .size = b->layout[i].size,
+                        .padding = b->layout[i].padding,
+                };
+        }
+        r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b), parts,
+                                  n);
+        if (r < 0)
+                log_error("writing %s/repart-output.json: %s", b->o->out, strerror(-r));
+        return r;
+}
+
+/* ---- split files and compression ---------------------------------------- */
+
+/* SplitName= with its specifiers, as systemd-repart 252 expands them: %t the
+ * type's name, %T and %U the type and partition UUIDs as 32 hex digits, %n
+ * the partition's index in the table. */
+static const char *split_name(build *b, const nri_partition *p, unsigned partno) {
+        char type[NRI_UUID_STRING_MAX];
+        const char *out = "";
+
+        for (const char *f = p->split_name; *f; f++) {
+                const char *add;
+
+                if (*f != '%' || !f[1]) {
+                        out = nri_printf(b->a, "%s%c", out, *f);
+                        continue;
+                }
+                switch (*++f) {
+                case 't':
+                        add = nri_part_type_display(&p->type, type);
+                        break;
+                case 'T':
+                case 'U': {
+                        const nri_uuid *u = *f == 'T' ? &p->type.uuid : &p->uuid;
+                        char *hex = nri_alloc(b->a, 33);
+
+                        for (int i = 0; i < 16; i++)
+                                snprintf(hex + 2 * i, 3, "%02x", u->b[i]);
+                        add = hex;
+                        break;
+                }
+                case 'n':
+                        add = nri_printf(b->a, "%u", partno);
+                        break;
+                default:
+                        add = nri_printf(b->a, "%c", *f);
+                        break;
+                }
+                out = nri_printf(b->a, "%s%s", out, add);
+        }
+        return out;
+}
+
+/* "<out>/image.raw" → "<out>/image.<name>.raw", as systemd-repart names them. */
+static const char *split_path(build *b, const char *name) {
+        size_t len = strlen(b->image);
+        bool raw = len >= 4 && strcmp(b->image + len - 4, ".raw") == 0;
+
+        return nri_printf(b->a, "%.*s.%s%s", (int)(raw ? len - 4 : len), b->image, name, raw ? ".raw" : "");
+}
+
+static int copy_range(int in, uint64_t offset, uint64_t size, const char *path) {
+        int out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        loff_t off_in = (loff_t)offset, off_out = 0;
+        int r = 0;
+
+        if (out < 0) {
+                log_error("cannot create %s: %m", path);
+                return -errno;
+        }
+        if (ftruncate(out, (off_t)size) < 0) {
+                r = -errno;
+                log_error("cannot make %s %" PRIu64 " bytes long: %m", path, size);
+        }
+        /* Only the data: holes in the image stay holes in the split file. */
+        while (r >= 0 && (uint64_t)off_out < size) {
+                off_t data = lseek(in, (off_t)(offset + (uint64_t)off_out), SEEK_DATA);
+                off_t hole;
+                ssize_t n;
+
+                if (data < 0 || (uint64_t)data >= offset + size)
+                        break;
+                hole = lseek(in, data, SEEK_HOLE);
+                if (hole < 0 || (uint64_t)hole > offset + size)
+                        hole = (off_t)(offset + size);
+                off_in = data;
+                off_out = data - (off_t)offset;
+                while (off_in < hole) {
+                        n = copy_file_range(in, &off_in, out, &off_out, (size_t)(hole - off_in), 0);
+                        if (n <= 0) {
+                                r = n < 0 ? -errno : -EIO;
+                                log_error("copying into %s: %s", path, strerror(-r));
+                                break;
+                        }
+                }
+        }
+        if (close(out) < 0 && r >= 0) {
+                r = -errno;
+                log_error("writing %s: %m", path);
+        }
+        if (r < 0)
+                unlink(path);
+        return r;
+}
+
+static int write_split_files(build *b) {
+        unsigned partno = 0;
+        int in;
+
+        if (!b->spec->split)
+                return 0;
+        in = open(b->image, O_RDONLY | O_CLOEXEC);
+        if (in < 0) {
+                log_error("cannot open %s: %m", b->image);
+                return -errno;
+        }
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+                const char *path;
+                int r;
+
+                if (b->layout[i].dropped)
+                        continue;
+                if (!p->split_name) {
+                        partno++;
+                        continue;
+                }
+                path = split_path(b, split_name(b, p, partno++));
+                r = copy_range(in, b->layout[i].offset, b->layout[i].size, path);
+                if (r < 0) {
+                        log_error("partition %s: writing its split file failed", partition_name(p));
+                        close(in);
+                        return r;
+                }
+                b->split_files[b->n_split_files++] = path;
+        }
+        close(in);
+        return 0;
+}
+
+/* As NixOS's module does: every .raw file of the output compressed, the raw
+ * one removed. */
+static int compress_outputs(build *b) {
+        if (b->spec->compression == NRI_COMPRESSION_NONE)
+                return 0;
+        for (size_t i = 0; i <= b->n_split_files; i++) {
+                const char *raw = i == 0 ? b->image : b->split_files[i - 1];
+                const char *packed = nri_printf(b->a, "%s%s", raw, nri_compress_suffix(b->spec->compression));
+                int r;
+
+                if (b->o->verbose)
+                        fprintf(stderr, "nix-repart-image: compressing %s (%s, level %d)\n", raw,
+                                nri_compression_to_string(b->spec->compression), b->spec->compression_level);
+                r = nri_compress_file(raw, packed, b->spec->compression, b->spec->compression_level);
+                if (r < 0)
+                        return r;
+                if (unlink(raw) < 0) {
+                        log_error("cannot remove %s: %m", raw);
+                        return -errno;
+                }
+        }
+        return 0;
+}
+
+/* ---- the image file ----------------------------------------------------- */
+
+static int create_image(build *b) {
+        if (mkdir(b->o->out, 0755) < 0 && errno != EEXIST) {
+                log_error("cannot create %s: %m", b->o->out);
+                return -errno;
+        }
+        b->image = nri_printf(b->a, "%s/%s", b->o->out, nri_spec_image_file_name(b->a, b->spec));
+        b->partial = nri_printf(b->a, "%s.partial", b->image);
+        b->fd = open(b->partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (b->fd < 0) {
+                log_error("cannot create %s: %m", b->partial);
+                return -errno;
+        }
+        if (ftruncate(b->fd, (off_t)b->disk.image_size) < 0) {
+                log_error("cannot make %s %" PRIu64 " bytes long: %m", b->partial, b->disk.image_size);
+                return -errno;
+        }
+        return 0;
+}
+
+static int finish_image(build *b) {
+        if (fsync(b->fd) < 0 || close(b->fd) < 0) {
+                b->fd = -1;
+                log_error("writing %s: %m", b->partial);
+                return -errno;
+        }
+        b->fd = -1;
+        if (rename(b->partial, b->image) < 0) {
+                log_error("cannot rename %s to %s: %m", b->partial, b->image);
+                return -errno;
+        }
+        b->partial = NULL;
+        return 0;
+}
+
+/* A build that failed after the image was complete leaves nothing either. */
+static void remove_outputs(build *b) {
+        const char *suffix = nri_compress_suffix(b->spec->compression);
+
+        for (size_t i = 0; i <= b->n_split_files; i++) {
+                const char *raw = i == 0 ? b->image : b->split_files[i - 1];
+
+                unlink(raw);
+                unlink(nri_printf(b->a, "%s%s", raw, suffix));
+        }
+        unlink(nri_printf(b->a, "%s/repart-output.json", b->o->out));
+}
+
+int nri_build(const nri_build_options *o) {
+        build b = {.o = o, .a = nri_arena_new(), .fd = -1};
+        int r;
+
+        r = read_spec(&b);
+        if (r >= 0) {
+                b.plans = nri_alloc(b.a, sizeof(nri_plan) * b.spec->n_partitions);
+                for (size_t i = 0; r >= 0 && i < b.spec->n_partitions; i++)
+                        r = plan_partition(&b, &b.spec->partitions[i], &b.plans[i]);
+        }
+        if (r >= 0)
+                r = lay_out(&b);
+        if (r >= 0)
+                r = create_image(&b);
+        if (r >= 0)
+                r = write_file_systems(&b);
+        if (r >= 0)
+                r = write_gpt(&b);
+        if (r >= 0)
+                r = finish_image(&b);
+        if (r >= 0) {
+                b.split_files = nri_alloc(b.a, sizeof(char *) * b.spec->n_partitions);
+                r = write_split_files(&b);
+        }
+        if (r >= 0)
+                r = write_output_json(&b);
+        if (r >= 0)
+                r = compress_outputs(&b);
+
+        if (b.fd >= 0)
+                close(b.fd);
+        if (b.partial)
+                unlink(b.partial);
+        if (r < 0 && b.image && !b.partial)
+                remove_outputs(&b);
+        if (r >= 0 && o->verbose)
+                fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image, b.disk.image_size);
+        nri_arena_free(b.a);
+        return r;
+}

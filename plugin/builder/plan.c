@@ -1,0 +1,783 @@
+/* plan.c: the walk over a plan's sources (see plan.h).
+ *
+ * Trees are walked with an explicit stack of directories, not by recursion
+ * over paths: each level holds its sorted names and a descriptor, children
+ * are opened with openat(), so neither the C stack nor PATH_MAX limits the
+ * depth.  Nor does the descriptor limit: only the deepest MAX_OPEN_DIRS
+ * levels keep theirs, a level whose descriptor was closed is opened again,
+ * name by name from the top, when the walk climbs back to it.  Path strings
+ * are still built, for the visitor and for messages. */
+#include "nix-repart-image/plan.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- small helpers ---- */
+
+static int log_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int log_errno(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, ": %s\n", strerror(-r));
+        return r;
+}
+
+static int log_error(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int log_error(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return r;
+}
+
+/* A growing string, for the source and target paths of the walk. */
+typedef struct strbuf {
+        char *s;
+        size_t len, cap;
+} strbuf;
+
+static int strbuf_set_len(strbuf *b, size_t len) {
+        b->len = len;
+        b->s[len] = 0;
+        return 0;
+}
+
+static int strbuf_append(strbuf *b, const char *s, size_t n) {
+        if (b->len + n + 1 > b->cap) {
+                size_t cap = b->cap ? b->cap : 256;
+                char *p;
+
+                while (cap < b->len + n + 1)
+                        cap *= 2;
+                p = realloc(b->s, cap);
+                if (!p)
+                        return -ENOMEM;
+                b->s = p;
+                b->cap = cap;
+        }
+        memcpy(b->s + b->len, s, n);
+        b->len += n;
+        b->s[b->len] = 0;
+        return 0;
+}
+
+static int strbuf_assign(strbuf *b, const char *s) {
+        b->len = 0;
+        if (b->s)
+                b->s[0] = 0;
+        return strbuf_append(b, s, strlen(s));
+}
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
+        const unsigned char *c = p;
+
+        /* FNV-1a */
+        for (size_t i = 0; i < n; i++) {
+                h ^= c[i];
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h;
+}
+
+#define HASH_INIT UINT64_C(0xcbf29ce484222325)
+
+#define MAX_OPEN_DIRS 128
+
+/* ---- every target visited: path -> (id, is a directory) ---- */
+
+typedef struct target_slot {
+        char *path; /* owned; NULL: empty */
+        size_t id;
+        bool dir;
+} target_slot;
+
+typedef struct target_map {
+        target_slot *slots;
+        size_t n, cap; /* cap: a power of two */
+} target_map;
+
+static target_slot *target_find(target_map *m, const char *path, size_t len) {
+        size_t i;
+
+        if (!m->cap)
+                return NULL;
+        i = hash_bytes(path, len, HASH_INIT) & (m->cap - 1);
+        for (;; i = (i + 1) & (m->cap - 1)) {
+                target_slot *s = &m->slots[i];
+
+                if (!s->path)
+                        return s;
+                if (strncmp(s->path, path, len) == 0 && s->path[len] == 0)
+                        return s;
+        }
+}
+
+static int target_grow(target_map *m) {
+        target_map g = {.cap = m->cap ? m->cap * 2 : 1024};
+
+        g.slots = calloc(g.cap, sizeof(*g.slots));
+        if (!g.slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->cap; i++) {
+                target_slot *s = &m->slots[i];
+
+                if (s->path)
+                        *target_find(&g, s->path, strlen(s->path)) = *s;
+        }
+        g.n = m->n;
+        free(m->slots);
+        *m = g;
+        return 0;
+}
+
+/* Looks `path` up; *ret is its slot (path == NULL when it is not there). */
+static int target_lookup(target_map *m, const char *path, size_t len, target_slot **ret) {
+        if ((m->n + 1) * 4 > m->cap * 3) {
+                int r = target_grow(m);
+                if (r < 0)
+                        return r;
+        }
+        *ret = target_find(m, path, len);
+        return 0;
+}
+
+static int target_insert(target_map *m, target_slot *s, const char *path, size_t len, size_t id, bool dir) {
+        s->path = strndup(path, len);
+        if (!s->path)
+                return -ENOMEM;
+        s->id = id;
+        s->dir = dir;
+        m->n++;
+        return 0;
+}
+
+static void target_map_free(target_map *m) {
+        for (size_t i = 0; i < m->cap; i++)
+                free(m->slots[i].path);
+        free(m->slots);
+}
+
+/* ---- files with several links: (st_dev, st_ino) -> first target ---- */
+
+typedef struct link_slot {
+        dev_t dev;
+        ino_t ino;
+        char *target; /* owned; NULL: empty */
+        size_t id;
+} link_slot;
+
+typedef struct link_map {
+        link_slot *slots;
+        size_t n, cap;
+} link_map;
+
+static link_slot *link_find(link_map *m, dev_t dev, ino_t ino) {
+        uint64_t h = hash_bytes(&dev, sizeof(dev), HASH_INIT);
+        size_t i;
+
+        h = hash_bytes(&ino, sizeof(ino), h);
+        for (i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+                link_slot *s = &m->slots[i];
+
+                if (!s->target || (s->dev == dev && s->ino == ino))
+                        return s;
+        }
+}
+
+static int link_lookup(link_map *m, dev_t dev, ino_t ino, link_slot **ret) {
+        if ((m->n + 1) * 4 > m->cap * 3) {
+                link_map g = {.cap = m->cap ? m->cap * 2 : 256};
+
+                g.slots = calloc(g.cap, sizeof(*g.slots));
+                if (!g.slots)
+                        return -ENOMEM;
+                for (size_t i = 0; i < m->cap; i++)
+                        if (m->slots[i].target)
+                                *link_find(&g, m->slots[i].dev, m->slots[i].ino) = m->slots[i];
+                g.n = m->n;
+                free(m->slots);
+                *m = g;
+        }
+        *ret = link_find(m, dev, ino);
+        return 0;
+}
+
+static void link_map_free(link_map *m) {
+        for (size_t i = 0; i < m->cap; i++)
+                free(m->slots[i].target);
+        free(m->slots);
+}
+
+/* ---- the walk ---- */
+
+typedef struct walk {
+        const nri_plan *plan;
+        const nri_visitor *v;
+        bool open_files; /* false: measuring, the file callback gets fd -1 */
+        target_map targets;
+        link_map links;
+        size_t next_id;
+        strbuf src, tgt; /* the current source and target paths */
+        strbuf link;     /* readlink() buffer */
+} walk;
+
+/* One directory being read. */
+typedef struct frame {
+        int fd; /* -1: closed, to be opened again (see reopen()) */
+        dev_t dev;
+        ino_t ino;
+        char **names;
+        size_t n, i;
+        size_t id;               /* the directory's entry id (0: the root) */
+        size_t src_len, tgt_len; /* its paths' lengths in walk.src/tgt */
+} frame;
+
+static void frame_free(frame *f) {
+        if (f->fd >= 0)
+                close(f->fd);
+        for (size_t i = 0; i < f->n; i++)
+                free(f->names[i]);
+        free(f->names);
+}
+
+static int cmp_names(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Opens the directory `name` (relative to dirfd) and reads its sorted names
+ * into *f.  `path` is for messages. */
+static int frame_open(frame *f, int dirfd, const char *name, const char *path) {
+        DIR *d;
+        struct dirent *de;
+        size_t cap = 0;
+        int fd2;
+
+        *f = (frame){.fd = -1};
+        struct stat st;
+
+        f->fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (f->fd < 0 || fstat(f->fd, &st) < 0)
+                return log_errno(-errno, "%s: cannot open directory", path);
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        fd2 = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
+        if (fd2 < 0)
+                return log_errno(-errno, "%s: cannot open directory", path);
+        d = fdopendir(fd2);
+        if (!d) {
+                close(fd2);
+                return log_errno(-errno, "%s: cannot open directory", path);
+        }
+        for (;;) {
+                errno = 0;
+                de = readdir(d);
+                if (!de)
+                        break;
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (f->n == cap) {
+                        char **p;
+
+                        cap = cap ? cap * 2 : 16;
+                        p = realloc(f->names, cap * sizeof(*p));
+                        if (!p) {
+                                closedir(d);
+                                return -ENOMEM;
+                        }
+                        f->names = p;
+                }
+                f->names[f->n] = strdup(de->d_name);
+                if (!f->names[f->n]) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                f->n++;
+        }
+        if (errno) {
+                int r = -errno;
+                closedir(d);
+                return log_errno(r, "%s: cannot read directory", path);
+        }
+        closedir(d);
+        if (f->n > 0)
+                qsort(f->names, f->n, sizeof(*f->names), cmp_names);
+        return 0;
+}
+
+static const char *last_component(const char *path) {
+        const char *s = strrchr(path, '/');
+        return s ? s + 1 : path;
+}
+
+/* A directory the plan makes (no source): `directories` and parents. */
+static int emit_made_directory(walk *w, size_t parent, size_t len, size_t *ret_id) {
+        target_slot *s;
+        char *target;
+        nri_entry e;
+        int r;
+
+        r = target_lookup(&w->targets, w->tgt.s, len, &s);
+        if (r < 0)
+                return r;
+        if (s->path) {
+                if (!s->dir)
+                        return log_error(
+                            -ENOTDIR, "%s: a directory is needed here, but it is already a file", s->path);
+                *ret_id = s->id;
+                return 0;
+        }
+        r = target_insert(&w->targets, s, w->tgt.s, len, ++w->next_id, true);
+        if (r < 0)
+                return r;
+        target = s->path;
+        e = (nri_entry){
+            .target = target,
+            .name = last_component(target),
+            .mode = S_IFDIR | 0755,
+            .id = s->id,
+            .parent = parent,
+        };
+        *ret_id = e.id;
+        return w->v->directory ? w->v->directory(w->v->ctx, &e) : 0;
+}
+
+/* Makes every missing parent of the target in w->tgt (not the target
+ * itself); *ret_parent is the id of its directory. */
+static int make_parents(walk *w, size_t *ret_parent) {
+        size_t parent = 0, last = strrchr(w->tgt.s, '/') - w->tgt.s;
+        int r;
+
+        /* "/a/b/c": the prefixes ending before each slash but the first. */
+        for (size_t i = 1; i <= last; i++) {
+                if (w->tgt.s[i] != '/')
+                        continue;
+                r = emit_made_directory(w, parent, i, &parent);
+                if (r < 0)
+                        return r;
+        }
+        *ret_parent = parent;
+        return 0;
+}
+
+/* Visits one source (w->src) at one target (w->tgt), opened relative to
+ * dirfd by `name`.  For a directory, *ret_frame is filled for the caller to
+ * push (fd >= 0), else its fd is -1. */
+static int visit(walk *w, int dirfd, const char *name, const struct stat *st, size_t parent,
+                 frame *ret_frame) {
+        nri_entry e = {.parent = parent, .st = st, .mode = st->st_mode, .source = w->src.s};
+        target_slot *s;
+        int r, fd = -1;
+
+        *ret_frame = (frame){.fd = -1};
+        r = target_lookup(&w->targets, w->tgt.s, w->tgt.len, &s);
+        if (r < 0)
+                return r;
+
+        if (S_ISDIR(st->st_mode)) {
+                if (s->path && !s->dir)
+                        return log_error(-EEXIST,
+                                         "%s: cannot copy directory %s there, a file is there already",
+                                         w->tgt.s, w->src.s);
+                r = frame_open(ret_frame, dirfd, name, w->src.s);
+                if (r < 0) {
+                        frame_free(ret_frame);
+                        *ret_frame = (frame){.fd = -1};
+                        return r;
+                }
+                ret_frame->src_len = w->src.len;
+                ret_frame->tgt_len = w->tgt.len;
+                if (s->path) { /* merged into the directory visited before */
+                        ret_frame->id = s->id;
+                        return 0;
+                }
+                r = target_insert(&w->targets, s, w->tgt.s, w->tgt.len, ++w->next_id, true);
+                if (r < 0)
+                        return r;
+                ret_frame->id = e.id = s->id;
+                e.target = s->path;
+                e.name = last_component(s->path);
+                return w->v->directory ? w->v->directory(w->v->ctx, &e) : 0;
+        }
+
+        if (s->path)
+                return log_error(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
+                                 w->src.s, s->dir ? "a directory" : "a file");
+        if (!S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
+                return log_error(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
+                                 w->src.s);
+
+        r = target_insert(&w->targets, s, w->tgt.s, w->tgt.len, ++w->next_id, false);
+        if (r < 0)
+                return r;
+        e.id = s->id;
+        e.target = s->path;
+        e.name = last_component(s->path);
+
+        if (S_ISLNK(st->st_mode)) {
+                size_t want = (size_t)st->st_size + 2;
+                ssize_t n;
+
+                for (;;) {
+                        if (w->link.cap < want) {
+                                char *p = realloc(w->link.s, want);
+
+                                if (!p)
+                                        return -ENOMEM;
+                                w->link.s = p;
+                                w->link.cap = want;
+                        }
+                        n = readlinkat(dirfd, name, w->link.s, w->link.cap);
+                        if (n < 0)
+                                return log_errno(-errno, "%s: cannot read symlink", w->src.s);
+                        if ((size_t)n < w->link.cap - 1)
+                                break;
+                        want = w->link.cap * 2; /* it grew since lstat(): read again, larger */
+                }
+                w->link.s[n] = 0;
+                e.link_target = w->link.s;
+                e.size = n;
+                if (!w->v->symlink)
+                        return log_error(-EOPNOTSUPP,
+                                         "%s: symlinks cannot be written to this file system (%s)", e.target,
+                                         w->src.s);
+                return w->v->symlink(w->v->ctx, &e);
+        }
+
+        /* A regular file. */
+        struct stat fst;
+
+        if (w->open_files) {
+                fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0)
+                        return log_errno(-errno, "%s: cannot open", w->src.s);
+                if (fstat(fd, &fst) < 0) {
+                        r = log_errno(-errno, "%s: cannot stat", w->src.s);
+                        close(fd);
+                        return r;
+                }
+                if (!S_ISREG(fst.st_mode) || fst.st_ino != st->st_ino || fst.st_dev != st->st_dev) {
+                        close(fd);
+                        return log_error(-ESTALE, "%s: changed while being read", w->src.s);
+                }
+                e.st = &fst;
+                e.mode = fst.st_mode;
+                st = &fst;
+        }
+        e.size = st->st_size;
+
+        if (!w->plan->ignore_hardlinks && st->st_nlink > 1) {
+                link_slot *l;
+
+                r = link_lookup(&w->links, st->st_dev, st->st_ino, &l);
+                if (r < 0)
+                        goto out;
+                if (l->target) {
+                        e.hardlink_of = l->target;
+                        e.hardlink_id = l->id;
+                        if (w->v->hardlink) {
+                                r = w->v->hardlink(w->v->ctx, &e);
+                                goto out;
+                        }
+                } else {
+                        l->target = strdup(e.target);
+                        if (!l->target) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        l->dev = st->st_dev;
+                        l->ino = st->st_ino;
+                        l->id = e.id;
+                        w->links.n++;
+                }
+        }
+        r = w->v->file ? w->v->file(w->v->ctx, &e, fd) : 0;
+out:
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* Opens stack[0..t] again, whose descriptors were all closed: from
+ * `top_path` (what stack[0] was opened by) down the names the walk took,
+ * checking each is still the directory it was.  Keeps the descriptors of
+ * the last MAX_OPEN_DIRS / 2 levels; *ret_lo is the first level kept. */
+static int reopen(walk *w, frame *stack, size_t t, const char *top_path, size_t *ret_lo) {
+        size_t keep = t + 1 > MAX_OPEN_DIRS / 2 ? t + 1 - MAX_OPEN_DIRS / 2 : 0;
+        int fd = -1, r = 0;
+
+        for (size_t j = 0; j <= t; j++) {
+                const char *name = j ? stack[j - 1].names[stack[j - 1].i - 1] : top_path;
+                struct stat st;
+                int nfd;
+
+                nfd = openat(j ? fd : AT_FDCWD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (nfd < 0)
+                        r = -errno;
+                else if (fstat(nfd, &st) < 0)
+                        r = -errno;
+                else if (st.st_dev != stack[j].dev || st.st_ino != stack[j].ino)
+                        r = -ESTALE;
+                if (j > 0 && j - 1 < keep)
+                        close(fd);
+                if (r < 0) {
+                        if (nfd >= 0)
+                                close(nfd);
+                        strbuf_set_len(&w->src, stack[t].src_len);
+                        return log_errno(r, "%s: cannot open directory again", w->src.s);
+                }
+                if (j >= keep)
+                        stack[j].fd = nfd;
+                fd = nfd;
+        }
+        *ret_lo = keep;
+        return 0;
+}
+
+/* Walks the tree whose top directory is open in *top (opened by the path
+ * in w->src), depth first. */
+static int walk_tree(walk *w, frame *top) {
+        frame *stack = NULL;
+        size_t depth = 0, cap = 16, lo = 0; /* stack[lo..depth) have descriptors */
+        char *top_path = strdup(w->src.s);
+        int r = 0;
+
+        stack = malloc(sizeof(*stack) * cap);
+        if (!stack || !top_path) {
+                frame_free(top);
+                free(stack);
+                free(top_path);
+                return -ENOMEM;
+        }
+        stack[depth++] = *top;
+
+        while (depth > 0) {
+                frame *f = &stack[depth - 1];
+                struct stat st;
+                frame child;
+                const char *name;
+
+                if (f->i == f->n) {
+                        frame_free(f);
+                        depth--;
+                        if (depth > 0 && stack[depth - 1].fd < 0) {
+                                r = reopen(w, stack, depth - 1, top_path, &lo);
+                                if (r < 0)
+                                        break;
+                        }
+                        continue;
+                }
+                name = f->names[f->i++];
+                strbuf_set_len(&w->src, f->src_len);
+                strbuf_set_len(&w->tgt, f->tgt_len);
+                if ((r = strbuf_append(&w->src, "/", 1)) < 0 ||
+                    (r = strbuf_append(&w->src, name, strlen(name))) < 0 ||
+                    (r = strbuf_append(&w->tgt, "/", 1)) < 0 ||
+                    (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
+                        break;
+                if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = log_errno(-errno, "%s: cannot stat", w->src.s);
+                        break;
+                }
+                r = visit(w, f->fd, name, &st, f->id, &child);
+                if (r < 0)
+                        break;
+                if (child.fd < 0)
+                        continue;
+                if (depth == cap) {
+                        frame *p = realloc(stack, sizeof(*stack) * (cap *= 2));
+
+                        if (!p) {
+                                frame_free(&child);
+                                r = -ENOMEM;
+                                break;
+                        }
+                        stack = p;
+                }
+                stack[depth++] = child;
+                if (depth - lo > MAX_OPEN_DIRS) {
+                        close(stack[lo].fd);
+                        stack[lo++].fd = -1;
+                }
+        }
+        while (depth > 0)
+                frame_free(&stack[--depth]);
+        free(stack);
+        free(top_path);
+        return r;
+}
+
+/* Copies `path` into w->tgt as an absolute path without empty, "." or ".."
+ * components or a trailing slash ("/" stays "/"). */
+static int set_target(walk *w, const char *path) {
+        const char *p = path;
+        int r;
+
+        if (!path || path[0] != '/')
+                return log_error(-EINVAL, "%s: target path is not absolute", path ? path : "(null)");
+        r = strbuf_assign(&w->tgt, "");
+        if (r < 0)
+                return r;
+        while (*p) {
+                const char *end;
+                size_t n;
+
+                while (*p == '/')
+                        p++;
+                if (!*p)
+                        break;
+                end = strchrnul(p, '/');
+                n = end - p;
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return log_error(-EINVAL, "%s: target path has a \".\" or \"..\" component", path);
+                if ((r = strbuf_append(&w->tgt, "/", 1)) < 0 || (r = strbuf_append(&w->tgt, p, n)) < 0)
+                        return r;
+                p = end;
+        }
+        return 0;
+}
+
+static int walk_copy(walk *w, const nri_plan_copy *c) {
+        struct stat st;
+        size_t parent = 0;
+        frame top;
+        int r;
+
+        r = set_target(w, c->target);
+        if (r < 0)
+                return r;
+        if (!c->source || c->source[0] != '/')
+                return log_error(-EINVAL, "%s: source path is not absolute",
+                                 c->source ? c->source : "(null)");
+        r = strbuf_assign(&w->src, c->source);
+        if (r < 0)
+                return r;
+        while (w->src.len > 1 && w->src.s[w->src.len - 1] == '/')
+                strbuf_set_len(&w->src, w->src.len - 1);
+
+        if (fstatat(AT_FDCWD, w->src.s, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return log_errno(-errno, "%s: cannot stat", w->src.s);
+
+        if (w->tgt.len == 0) { /* "/": the root takes the directory's children */
+                if (!S_ISDIR(st.st_mode))
+                        return log_error(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
+                r = frame_open(&top, AT_FDCWD, w->src.s, w->src.s);
+                if (r < 0) {
+                        frame_free(&top);
+                        return r;
+                }
+                top.id = 0;
+                top.src_len = w->src.len;
+                top.tgt_len = 0;
+                return walk_tree(w, &top);
+        }
+
+        r = make_parents(w, &parent);
+        if (r < 0)
+                return r;
+        r = visit(w, AT_FDCWD, w->src.s, &st, parent, &top);
+        if (r < 0) {
+                frame_free(&top);
+                return r;
+        }
+        if (top.fd < 0)
+                return 0;
+        return walk_tree(w, &top);
+}
+
+static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files) {
+        walk w = {.plan = plan, .v = v, .open_files = open_files};
+        int r = 0;
+
+        for (size_t i = 0; i < plan->n_directories && r >= 0; i++) {
+                size_t parent, id;
+
+                r = set_target(&w, plan->directories[i]);
+                if (r < 0 || w.tgt.len == 0)
+                        continue;
+                r = make_parents(&w, &parent);
+                if (r >= 0)
+                        r = emit_made_directory(&w, parent, w.tgt.len, &id);
+        }
+        for (size_t i = 0; i < plan->n_copies && r >= 0; i++)
+                r = walk_copy(&w, &plan->copies[i]);
+
+        target_map_free(&w.targets);
+        link_map_free(&w.links);
+        free(w.src.s);
+        free(w.tgt.s);
+        free(w.link.s);
+        return r;
+}
+
+int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
+        return walk_plan(plan, v, true);
+}
+
+/* ---- measuring: a visitor that counts ---- */
+
+static int count_directory(void *ctx, const nri_entry *e) {
+        nri_plan_stats *st = ctx;
+
+        st->directories++;
+        st->name_bytes += strlen(e->name);
+        return 0;
+}
+
+static int count_file(void *ctx, const nri_entry *e, int fd) {
+        nri_plan_stats *st = ctx;
+
+        (void)fd;
+        st->files++;
+        st->bytes += e->size;
+        st->blocks_4k += (e->size + 4095) / 4096;
+        st->name_bytes += strlen(e->name);
+        return 0;
+}
+
+static int count_symlink(void *ctx, const nri_entry *e) {
+        nri_plan_stats *st = ctx;
+
+        st->symlinks++;
+        if (e->size >= 60)
+                st->long_symlinks++;
+        st->name_bytes += strlen(e->name);
+        return 0;
+}
+
+static int count_hardlink(void *ctx, const nri_entry *e) {
+        nri_plan_stats *st = ctx;
+
+        st->hardlinks++;
+        st->name_bytes += strlen(e->name);
+        return 0;
+}
+
+int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret) {
+        nri_plan_stats st = {0};
+        nri_visitor v = {
+            .ctx = &st,
+            .directory = count_directory,
+            .file = count_file,
+            .symlink = count_symlink,
+            .hardlink = count_hardlink,
+        };
+        int r;
+
+        r = walk_plan(plan, &v, false);
+        if (r < 0)
+                return r;
+        *ret = st;
+        return 0;
+}

@@ -1,0 +1,1046 @@
+/* test-ext4.c: the plan walk and the ext4 writer, checked with e2fsprogs'
+ * own tools.
+ *
+ * A source tree like a store path (files empty, small, over 1 MiB, sparse,
+ * with runs of zeros, fragmented; modes 0755/0644/0444/0555; nested and deep
+ * directories; symlinks relative, absolute, dangling and long; hard links;
+ * names with spaces, UTF-8 and 255 bytes) is written into a 64 MiB ext4 at
+ * 1 MiB into an image file.  Then `e2fsck -fn` must find it clean,
+ * `dumpe2fs -h` must show the UUID, label, hash seed and mkfs.ext4's
+ * features, `debugfs -R rdump` must give back every file with its bytes,
+ * mode and symlink target, `debugfs -R stat` the hard links, holes and
+ * timestamps, and the same plan from a fresh copy of the tree must give the
+ * same bytes.  Without e2fsck and debugfs the test is skipped (77). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "nix-repart-image/ext4.h"
+#include "nix-repart-image/plan.h"
+
+#define MiB (UINT64_C(1024) * 1024)
+#define T0 INT64_C(1700000000)
+
+static char root[256]; /* the test's temporary directory */
+
+/* ---- helpers ---- */
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...) {
+        va_list ap;
+        char *s;
+
+        va_start(ap, f);
+        if (vasprintf(&s, f, ap) < 0)
+                abort();
+        va_end(ap);
+        return s;
+}
+
+/* Runs a shell command; its exit status. */
+static int run(const char *cmd) {
+        int st = system(cmd);
+
+        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Runs a shell command; its standard output (malloc'ed). */
+static char *capture(const char *cmd) {
+        FILE *f = popen(cmd, "r");
+        size_t len = 0, cap = 4096;
+        char *s = malloc(cap);
+
+        if (!f || !s)
+                abort();
+        for (;;) {
+                size_t n = fread(s + len, 1, cap - len - 1, f);
+
+                if (n == 0)
+                        break;
+                len += n;
+                if (cap - len < 2)
+                        s = realloc(s, cap *= 2);
+        }
+        s[len] = 0;
+        pclose(f);
+        return s;
+}
+
+static bool contains(const char *hay, const char *needle) {
+        bool yes = hay && strstr(hay, needle);
+
+        if (!yes)
+                fprintf(stderr, "expected \"%s\" in:\n%s\n", needle, hay ? hay : "(null)");
+        return yes;
+}
+
+static void write_file(const char *path, const void *data, size_t n, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        if (fd < 0 || (n && write(fd, data, n) != (ssize_t)n) || fchmod(fd, mode) < 0) {
+                perror(path);
+                abort();
+        }
+        close(fd);
+}
+
+static void write_at(int fd, uint64_t off, const void *data, size_t n) {
+        if (pwrite(fd, data, n, (off_t)off) != (ssize_t)n)
+                abort();
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+        if (mkdir(path, mode) < 0 && errno != EEXIST) {
+                perror(path);
+                abort();
+        }
+}
+
+/* Deterministic bytes that are never a whole zero block. */
+static void fill(char *p, size_t n, uint32_t seed) {
+        uint32_t x = seed | 1;
+
+        for (size_t i = 0; i < n; i++) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                p[i] = (char)(x | 1);
+        }
+}
+
+static char *read_all(const char *path, size_t *ret_len) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        char *p;
+
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return NULL;
+        p = malloc(st.st_size + 1);
+        if (!p || read(fd, p, st.st_size) != st.st_size)
+                abort();
+        close(fd);
+        *ret_len = st.st_size;
+        return p;
+}
+
+static const char *long_name(void) {
+        static char name[256];
+
+        memset(name, 'n', 255);
+        name[0] = 'L';
+        name[255] = 0;
+        return name;
+}
+
+#define LONG_TARGET "../../a/symlink/target/that/is/longer/than/sixty/bytes/so/it/needs/a/block/of/its/own/x"
+
+/* ---- the source tree ---- */
+
+/* Builds a tree like a store path in `dir`.  `sparse_as_zeros`: write the
+ * sparse file's holes as zeros (another store, another file system). */
+static void make_tree(const char *dir, bool sparse_as_zeros) {
+        char *big = malloc(3 * MiB + 123);
+        char block[4096];
+        char *p, *deep;
+        int fd;
+
+        mkdir_p(dir, 0755);
+        fill(big, 3 * MiB + 123, 7);
+        p = fmt("%s/big.bin", dir), write_file(p, big, 3 * MiB + 123, 0444), free(p);
+        p = fmt("%s/empty", dir), write_file(p, "", 0, 0644), free(p);
+        p = fmt("%s/small.txt", dir), write_file(p, "hello, world\n", 13, 0644), free(p);
+        p = fmt("%s/run.sh", dir), write_file(p, "#!/bin/sh\necho hi\n", 18, 0755), free(p);
+        p = fmt("%s/name with spaces", dir), write_file(p, "spaces\n", 7, 0444), free(p);
+        p = fmt("%s/grüße-✓-日本", dir), write_file(p, "utf-8\n", 6, 0644), free(p);
+        p = fmt("%s/%s", dir, long_name()), write_file(p, "long name\n", 10, 0644), free(p);
+
+        /* 8 MiB with data at 1 MiB and 5 MiB + 100, ending in a hole. */
+        p = fmt("%s/sparse.bin", dir);
+        fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ftruncate(fd, 8 * MiB) < 0)
+                abort();
+        if (sparse_as_zeros) {
+                char *zeros = calloc(1, 8 * MiB);
+                write_at(fd, 0, zeros, 8 * MiB);
+                free(zeros);
+        }
+        write_at(fd, 1 * MiB, "data", 4);
+        write_at(fd, 5 * MiB + 100, "more", 4);
+        close(fd);
+        free(p);
+
+        /* Not sparse in the source, but two blocks of zeros in the middle. */
+        p = fmt("%s/zeros-inside", dir);
+        fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fill(block, sizeof(block), 3);
+        write_at(fd, 0, block, 4096);
+        memset(block, 0, sizeof(block));
+        write_at(fd, 4096, block, 4096);
+        write_at(fd, 8192, block, 4096);
+        fill(block, sizeof(block), 4);
+        write_at(fd, 12288, block, 1000);
+        close(fd);
+        free(p);
+
+        /* Twelve islands of data: twelve extents, more than the inode holds. */
+        p = fmt("%s/fragmented", dir);
+        fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        for (int i = 0; i < 12; i++) {
+                fill(block, sizeof(block), 100 + i);
+                write_at(fd, (uint64_t)i * 3 * 4096, block, 4096);
+        }
+        close(fd);
+        free(p);
+
+        /* Links. */
+        p = fmt("%s/link-rel", dir);
+        CHECK(symlink("small.txt", p) == 0);
+        free(p);
+        p = fmt("%s/link-abs", dir);
+        CHECK(symlink("/nix/store/0000-none/bin/sh", p) == 0);
+        free(p);
+        p = fmt("%s/link-dangling", dir);
+        CHECK(symlink("does/not/exist", p) == 0);
+        free(p);
+        p = fmt("%s/link-long", dir);
+        CHECK(symlink(LONG_TARGET, p) == 0);
+        free(p);
+        p = fmt("%s/link-dir", dir);
+        CHECK(symlink("sub", p) == 0);
+        free(p);
+        p = fmt("%s/hard-a", dir), write_file(p, "one inode, two names\n", 21, 0444);
+        deep = fmt("%s/hard-b", dir);
+        CHECK(link(p, deep) == 0);
+        free(deep);
+        free(p);
+
+        /* A directory of many names (more than a block) and a deep one. */
+        p = fmt("%s/sub", dir), mkdir_p(p, 0755), free(p);
+        for (int i = 0; i < 300; i++) {
+                p = fmt("%s/sub/entry-number-%04d-with-a-longish-name", dir, i);
+                write_file(p, p + strlen(dir), strlen(p) - strlen(dir), 0644);
+                free(p);
+        }
+        deep = fmt("%s/deep", dir);
+        for (int i = 0; i < 60; i++) {
+                mkdir_p(deep, 0755);
+                p = fmt("%s/d%02d", deep, i);
+                free(deep);
+                deep = p;
+        }
+        mkdir_p(deep, 0755);
+        p = fmt("%s/bottom", deep), write_file(p, "the bottom\n", 11, 0644), free(p);
+        free(deep);
+
+        /* A read-only directory, as in the store: made last. */
+        p = fmt("%s/ro", dir), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/ro/file", dir), write_file(p, "in ro\n", 6, 0444), free(p);
+        p = fmt("%s/ro", dir);
+        CHECK(chmod(p, 0555) == 0);
+        free(p);
+        free(big);
+}
+
+/* A second store path; its "shared" is a hard link into the first one's
+ * tree (as nix-store --optimise makes them). */
+static void make_tree2(const char *dir, const char *first) {
+        char *p, *q;
+
+        mkdir_p(dir, 0755);
+        p = fmt("%s/bin", dir), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/bin/tool", dir), write_file(p, "#!/bin/sh\n", 10, 0555), free(p);
+        p = fmt("%s/hard-a", first);
+        q = fmt("%s/shared", dir);
+        CHECK(link(p, q) == 0);
+        free(p), free(q);
+        p = fmt("%s/etc-extra", dir), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/etc-extra/os-release", dir), write_file(p, "ID=nixos\n", 9, 0644), free(p);
+}
+
+/* The plan of a small system: the two store paths under /nix/store (the
+ * second merges into it), a file and a symlink from `contents`, a directory
+ * merged into a made parent, and MakeDirectories=. */
+typedef struct test_plan {
+        nri_plan plan;
+        nri_plan_copy copies[6];
+        const char *dirs[2];
+        char *s[6];
+} test_plan;
+
+static void make_plan(test_plan *tp, const char *src) {
+        memset(tp, 0, sizeof(*tp));
+        tp->s[0] = fmt("%s/tree", src);
+        tp->s[1] = fmt("%s/tree2", src);
+        tp->s[2] = fmt("%s/tree/small.txt", src);
+        tp->s[3] = fmt("%s/tree/link-rel", src);
+        tp->s[4] = fmt("%s/tree2/etc-extra", src);
+        tp->copies[0] = (nri_plan_copy){.source = tp->s[0], .target = "/nix/store/aaaa-tree"};
+        tp->copies[1] = (nri_plan_copy){.source = tp->s[1], .target = "/nix/store/bbbb-tree2"};
+        tp->copies[2] = (nri_plan_copy){.source = tp->s[2], .target = "/etc/motd"};
+        tp->copies[3] = (nri_plan_copy){.source = tp->s[3], .target = "/etc/link"};
+        tp->copies[4] = (nri_plan_copy){.source = tp->s[4], .target = "//etc/"};
+        tp->dirs[0] = "/var/empty";
+        tp->dirs[1] = "/nix/store";
+        tp->plan = (nri_plan){
+            .directories = tp->dirs,
+            .n_directories = 2,
+            .copies = tp->copies,
+            .n_copies = 5,
+            .mtime = T0,
+        };
+}
+
+static void free_plan(test_plan *tp) {
+        for (size_t i = 0; i < 6; i++)
+                free(tp->s[i]);
+}
+
+static void make_source(const char *src) {
+        char *a = fmt("%s/tree", src), *b = fmt("%s/tree2", src);
+
+        mkdir_p(src, 0755);
+        make_tree(a, false);
+        make_tree2(b, a);
+        free(a), free(b);
+}
+
+/* ---- the walk ---- */
+
+typedef struct recorder {
+        char log[16384];
+        size_t len;
+} recorder;
+
+static void rec(recorder *r, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static void rec(recorder *r, const char *f, ...) {
+        va_list ap;
+
+        va_start(ap, f);
+        r->len += vsnprintf(r->log + r->len, sizeof(r->log) - r->len, f, ap);
+        va_end(ap);
+}
+
+static int rec_dir(void *ctx, const nri_entry *e) {
+        rec(ctx, "D %s %o #%zu<%zu\n", e->target, (unsigned)e->mode & 07777, e->id, e->parent);
+        return 0;
+}
+
+static int rec_file(void *ctx, const nri_entry *e, int fd) {
+        rec(ctx, "F %s %o %llu%s%s\n", e->target, (unsigned)e->mode & 07777, (unsigned long long)e->size,
+            fd >= 0 ? "" : " nofd", e->hardlink_of ? " copy-of-link" : "");
+        return 0;
+}
+
+static int rec_symlink(void *ctx, const nri_entry *e) {
+        rec(ctx, "L %s -> %s\n", e->target, e->link_target);
+        return 0;
+}
+
+static int rec_hardlink(void *ctx, const nri_entry *e) {
+        rec(ctx, "H %s = %s #%zu\n", e->target, e->hardlink_of, e->hardlink_id);
+        return 0;
+}
+
+static void test_walk_order(void) {
+        char *src = fmt("%s/walk", root), *p;
+        recorder r = {0};
+        nri_visitor v = {&r, rec_dir, rec_file, rec_symlink, rec_hardlink};
+        nri_plan_copy copies[3];
+        const char *dirs[] = {"/a/made", "/a"};
+        nri_plan plan = {.directories = dirs, .n_directories = 2, .copies = copies, .n_copies = 3};
+        char *t1 = fmt("%s/t1", src), *t2 = fmt("%s/t2", src), *f = fmt("%s/t1/b", src);
+
+        mkdir_p(src, 0755);
+        mkdir_p(t1, 0555);
+        p = fmt("%s/t1/b", src), write_file(p, "bb", 2, 0644), free(p);
+        p = fmt("%s/t1/a", src);
+        CHECK(symlink("b", p) == 0);
+        free(p);
+        p = fmt("%s/t1/c", src);
+        CHECK(link(f, p) == 0);
+        free(p);
+        mkdir_p(t2, 0700);
+        p = fmt("%s/t2/z", src), write_file(p, "z", 1, 0600), free(p);
+        p = fmt("%s/t2/B", src), write_file(p, "", 0, 0444), free(p);
+        copies[0] = (nri_plan_copy){.source = t1, .target = "/x/y"};
+        copies[1] = (nri_plan_copy){.source = t2, .target = "/x/y"}; /* merges */
+        copies[2] = (nri_plan_copy){.source = t1, .target = "/"};    /* into the root */
+
+        /* The last copy stops at /a: a made directory, not a symlink. */
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        CHECK_STR(r.log, "D /a 755 #1<0\n"
+                         "D /a/made 755 #2<1\n"
+                         "D /x 755 #3<0\n"
+                         "D /x/y 555 #4<3\n"
+                         "L /x/y/a -> b\n"
+                         "F /x/y/b 644 2\n"
+                         "H /x/y/c = /x/y/b #6\n"
+                         "F /x/y/B 444 0\n"
+                         "F /x/y/z 600 1\n");
+        /* A directory copied to / fills the root. */
+        r.len = 0;
+        plan.n_directories = 0;
+        plan.n_copies = 1;
+        copies[0] = (nri_plan_copy){.source = t1, .target = "/"};
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        CHECK_STR(r.log, "L /a -> b\nF /b 644 2\nH /c = /b #2\n");
+
+        /* Collisions. */
+        r.len = 0;
+        plan.n_copies = 2;
+        copies[0] = (nri_plan_copy){.source = f, .target = "/f"};
+        copies[1] = (nri_plan_copy){.source = f, .target = "/f"};
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        copies[1] = (nri_plan_copy){.source = t2, .target = "/f"};
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        copies[1] = (nri_plan_copy){.source = f, .target = "/f/g"};
+        CHECK(nri_plan_walk(&plan, &v) == -ENOTDIR);
+        copies[1] = (nri_plan_copy){.source = f, .target = "/"};
+        CHECK(nri_plan_walk(&plan, &v) == -EISDIR);
+        copies[1] = (nri_plan_copy){.source = f, .target = "relative"};
+        CHECK(nri_plan_walk(&plan, &v) == -EINVAL);
+        copies[1] = (nri_plan_copy){.source = f, .target = "/a/../b"};
+        CHECK(nri_plan_walk(&plan, &v) == -EINVAL);
+        p = fmt("%s/missing", src);
+        copies[1] = (nri_plan_copy){.source = p, .target = "/m"};
+        CHECK(nri_plan_walk(&plan, &v) == -ENOENT);
+        free(p);
+
+        /* Without a symlink callback symlinks are refused; without a
+         * hardlink callback later names are copies; ignore_hardlinks. */
+        r.len = 0;
+        plan.n_copies = 1;
+        copies[0] = (nri_plan_copy){.source = t1, .target = "/t"};
+        v.symlink = NULL;
+        CHECK(nri_plan_walk(&plan, &v) == -EOPNOTSUPP);
+        p = fmt("%s/t1/a", src);
+        CHECK(unlink(p) == 0);
+        free(p);
+        r.len = 0;
+        v.hardlink = NULL;
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        CHECK_STR(r.log, "D /t 555 #1<0\nF /t/b 644 2\nF /t/c 644 2 copy-of-link\n");
+        r.len = 0;
+        v.hardlink = rec_hardlink;
+        plan.ignore_hardlinks = true;
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        CHECK_STR(r.log, "D /t 555 #1<0\nF /t/b 644 2\nF /t/c 644 2\n");
+
+        free(t1), free(t2), free(f), free(src);
+}
+
+static int count_entry(void *ctx, const nri_entry *e) {
+        size_t *n = ctx;
+
+        (void)e;
+        ++*n;
+        return 0;
+}
+
+static int count_file(void *ctx, const nri_entry *e, int fd) {
+        size_t *n = ctx;
+        char c;
+
+        if (pread(fd, &c, 1, 0) != 1 || c != 'x')
+                return -EIO;
+        if (strlen(e->target) <= 5000)
+                return -EINVAL;
+        ++*n;
+        return 0;
+}
+
+/* `levels` nested directories with names of `len` bytes, a file "leaf"
+ * holding "x" at the bottom. */
+static void make_deep(const char *top, int levels, size_t len) {
+        char name[256];
+        int fd, next;
+
+        memset(name, 'd', len);
+        name[len] = 0;
+        mkdir_p(top, 0755);
+        fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < levels; i++) {
+                if (mkdirat(fd, name, 0755) < 0)
+                        abort();
+                next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = next;
+        }
+        next = openat(fd, "leaf", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (next < 0 || write(next, "x", 1) != 1)
+                abort();
+        close(next);
+        close(fd);
+}
+
+/* Paths longer than PATH_MAX (50 levels of 100-byte names), and more
+ * levels than the walk keeps descriptors for (1000 levels, beside a file
+ * at each of the first two levels so the walk climbs back through them). */
+static void test_walk_deep(void) {
+        char *top = fmt("%s/deep", root), *top2 = fmt("%s/deeper", root), *p;
+        size_t n = 0;
+        nri_visitor v = {&n, count_entry, count_file, NULL, NULL};
+        nri_plan_copy c = {.source = top, .target = "/deep"};
+        nri_plan plan = {.copies = &c, .n_copies = 1};
+        nri_plan_stats st;
+
+        make_deep(top, 50, 100);
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        CHECK_U64(n, 52); /* /deep, 50 directories, the leaf */
+        CHECK(nri_plan_measure(&plan, &st) == 0);
+        CHECK_U64(st.directories, 51);
+        CHECK_U64(st.files, 1);
+        CHECK_U64(st.bytes, 1);
+        CHECK_U64(st.name_bytes, 4 + 50 * 100 + 4);
+
+        make_deep(top2, 1000, 1);
+        p = fmt("%s/z", top2);
+        write_file(p, "z", 1, 0644);
+        free(p);
+        p = fmt("%s/d/z", top2);
+        write_file(p, "z", 1, 0644);
+        free(p);
+        c.source = top2;
+        CHECK(nri_plan_measure(&plan, &st) == 0);
+        CHECK_U64(st.directories, 1001);
+        CHECK_U64(st.files, 3);
+        free(top), free(top2);
+}
+
+/* ---- the ext4 writer ---- */
+
+static void options(nri_ext4_options *o, int64_t t) {
+        memset(o, 0, sizeof(*o));
+        CHECK(nri_uuid_parse("7981aaf4-2a9a-4f86-9f1f-5b42c8f28bbf", &o->uuid) == 0);
+        CHECK(nri_uuid_parse("0badc0de-1234-4567-89ab-cdef01234567", &o->hash_seed) == 0);
+        o->label = "a-label-longer-than-sixteen";
+        o->timestamp = t;
+        o->what = "test";
+}
+
+/* An image of `total` bytes that is 0xaa outside [off, off + size). */
+static char *make_image(const char *name, uint64_t total, uint64_t off, uint64_t size) {
+        char *img = fmt("%s/%s", root, name), *pattern = malloc(MiB);
+        int fd = open(img, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        memset(pattern, 0xaa, MiB);
+        if (fd < 0 || ftruncate(fd, (off_t)total) < 0)
+                abort();
+        for (uint64_t p = 0; p < off; p += MiB)
+                write_at(fd, p, pattern, off - p < MiB ? off - p : MiB);
+        for (uint64_t p = off + size; p < total; p += MiB)
+                write_at(fd, p, pattern, total - p < MiB ? total - p : MiB);
+        /* garbage inside the range, which the writer must clear */
+        write_at(fd, off + 4096 * 7, pattern, MiB);
+        close(fd);
+        free(pattern);
+        return img;
+}
+
+static bool outside_intact(const char *img, uint64_t off, uint64_t size) {
+        size_t len;
+        char *p = read_all(img, &len);
+        bool ok = p != NULL;
+
+        for (uint64_t i = 0; ok && i < len; i++)
+                if ((i < off || i >= off + size) && (unsigned char)p[i] != 0xaa)
+                        ok = false;
+        free(p);
+        return ok;
+}
+
+static bool fsck_clean(const char *img, uint64_t off) {
+        char *cmd = fmt("e2fsck -fn '%s?offset=%llu' >%s/fsck.log 2>&1", img, (unsigned long long)off, root);
+        int rc = run(cmd);
+
+        free(cmd);
+        if (rc != 0) {
+                cmd = fmt("cat %s/fsck.log >&2", root);
+                run(cmd);
+                free(cmd);
+        }
+        return rc == 0;
+}
+
+static char *debugfs(const char *img, uint64_t off, const char *request) {
+        char *cmd =
+            fmt("debugfs -R '%s' '%s?offset=%llu' 2>/dev/null", request, img, (unsigned long long)off);
+        char *out = capture(cmd);
+
+        free(cmd);
+        return out;
+}
+
+/* Compares the tree at `a` (the source) with `b` (rdump's copy): names,
+ * types, permission bits, bytes, symlink targets. */
+static void compare_trees(const char *a, const char *b) {
+        struct dirent **names;
+        int n = scandir(a, &names, NULL, alphasort);
+
+        CHECK(n >= 0);
+        for (int i = 0; i < n; i++) {
+                const char *name = names[i]->d_name;
+                char *pa = fmt("%s/%s", a, name), *pb = fmt("%s/%s", b, name);
+                struct stat sa, sb;
+
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                        goto next;
+                CHECK(lstat(pa, &sa) == 0);
+                if (lstat(pb, &sb) < 0) {
+                        fprintf(stderr, "missing in the image: %s\n", pb);
+                        CHECK(false);
+                        goto next;
+                }
+                CHECK((sa.st_mode & S_IFMT) == (sb.st_mode & S_IFMT));
+                if (!S_ISLNK(sa.st_mode) && (sa.st_mode & 07777) != (sb.st_mode & 07777)) {
+                        fprintf(stderr, "%s: mode %o, want %o\n", pb, sb.st_mode & 07777,
+                                sa.st_mode & 07777);
+                        CHECK(false);
+                }
+                if (S_ISDIR(sa.st_mode)) {
+                        compare_trees(pa, pb);
+                } else if (S_ISLNK(sa.st_mode)) {
+                        char ta[4096] = {0}, tb[4096] = {0};
+
+                        CHECK(readlink(pa, ta, sizeof(ta) - 1) > 0);
+                        CHECK(readlink(pb, tb, sizeof(tb) - 1) > 0);
+                        CHECK_STR(tb, ta);
+                } else {
+                        size_t la, lb;
+                        char *da = read_all(pa, &la), *db = read_all(pb, &lb);
+
+                        if (!da || !db || la != lb || memcmp(da, db, la) != 0) {
+                                fprintf(stderr, "%s: content differs from %s\n", pb, pa);
+                                CHECK(false);
+                        }
+                        free(da), free(db);
+                }
+        next:
+                free(pa), free(pb), free(names[i]);
+        }
+        free(names);
+}
+
+/* The value of "Name:   value" in dumpe2fs -h output. */
+static char *field(const char *out, const char *name) {
+        const char *p = strstr(out, name), *e;
+
+        if (!p)
+                return strdup("(missing)");
+        p += strlen(name);
+        while (*p == ' ' || *p == '\t')
+                p++;
+        e = strchr(p, '\n');
+        return strndup(p, e ? (size_t)(e - p) : strlen(p));
+}
+
+static void check_superblock(const char *img, uint64_t off) {
+        char *cmd = fmt("dumpe2fs -h '%s?offset=%llu' 2>/dev/null", img, (unsigned long long)off);
+        char *out = capture(cmd), *f;
+
+#define FIELD(name, want)                                                                                   \
+        do {                                                                                                \
+                f = field(out, name);                                                                       \
+                CHECK_STR(f, want);                                                                         \
+                free(f);                                                                                    \
+        } while (0)
+        FIELD("Filesystem UUID:", "7981aaf4-2a9a-4f86-9f1f-5b42c8f28bbf");
+        FIELD("Filesystem volume name:", "a-label-longer-t");
+        FIELD("Directory Hash Seed:", "0badc0de-1234-4567-89ab-cdef01234567");
+        FIELD("Filesystem features:", "has_journal ext_attr resize_inode dir_index filetype extent 64bit "
+                                      "flex_bg sparse_super large_file huge_file dir_nlink extra_isize "
+                                      "metadata_csum");
+        FIELD("Default mount options:", "user_xattr acl");
+        FIELD("Block size:", "4096");
+        FIELD("Inode size:", "256");
+        FIELD("Inode count:", "4096");
+        FIELD("Reserved block count:", "0");
+        FIELD("Flex block group size:", "16");
+        FIELD("Maximum mount count:", "-1");
+        FIELD("Default directory hash:", "half_md4");
+        FIELD("Total journal size:", "4096k");
+        FIELD("Journal features:", "(none)");
+        FIELD("Filesystem state:", "clean");
+        FIELD("Filesystem created:", "Tue Nov 14 22:13:20 2023");
+        FIELD("Last write time:", "Tue Nov 14 22:13:20 2023");
+        FIELD("Last mount time:", "Tue Nov 14 22:13:20 2023");
+        FIELD("Last checked:", "Tue Nov 14 22:13:20 2023");
+#undef FIELD
+        free(out);
+        free(cmd);
+}
+
+static void check_inodes(const char *img, uint64_t off) {
+        char *a, *b, *ia, *ib;
+
+        /* Hard links: one inode, three names (two in aaaa, one in bbbb). */
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/hard-a");
+        b = debugfs(img, off, "stat /nix/store/bbbb-tree2/shared");
+        CHECK(contains(a, "Links: 3"));
+        ia = field(a, "Inode:");
+        ib = field(b, "Inode:");
+        CHECK(strtoul(ia, NULL, 10) > 11);
+        CHECK(strtoul(ia, NULL, 10) == strtoul(ib, NULL, 10));
+        free(a), free(b), free(ia), free(ib);
+
+        /* Every time is the timestamp; owners root. */
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/small.txt");
+        CHECK(contains(a, "User:     0   Group:     0"));
+        CHECK(contains(a, "ctime: 0x6553f100:00000000"));
+        CHECK(contains(a, "atime: 0x6553f100:00000000"));
+        CHECK(contains(a, "mtime: 0x6553f100:00000000"));
+        CHECK(contains(a, "crtime: 0x6553f100:00000000"));
+        free(a);
+        a = debugfs(img, off, "stat /");
+        CHECK(contains(a, "mtime: 0x6553f100:00000000"));
+        CHECK(contains(a, "Mode:  0755"));
+        free(a);
+
+        /* Holes: the sparse file has two data blocks, zeros-inside two of
+         * four, the fragmented file twelve extents (a tree of depth 1). */
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/sparse.bin");
+        CHECK(contains(a, "Size: 8388608"));
+        CHECK(contains(a, "Blockcount: 16\n"));
+        free(a);
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/zeros-inside");
+        CHECK(contains(a, "Blockcount: 16\n"));
+        free(a);
+        a = debugfs(img, off, "ex /nix/store/aaaa-tree/fragmented");
+        CHECK(contains(a, " 0/ 1   1/  1     0 -    33"));
+        CHECK(contains(a, " 1/ 1  12/ 12    33 -    33"));
+        free(a);
+
+        /* Fast and slow symlinks. */
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/link-rel");
+        CHECK(contains(a, "Fast link dest: \"small.txt\""));
+        free(a);
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/link-long");
+        CHECK(contains(a, "Type: symlink"));
+        CHECK(contains(a, "EXTENTS:"));
+        free(a);
+
+        /* Made directories are 0755, copied ones keep their mode. */
+        a = debugfs(img, off, "stat /var/empty");
+        CHECK(contains(a, "Mode:  0755"));
+        free(a);
+        a = debugfs(img, off, "stat /nix/store/aaaa-tree/ro");
+        CHECK(contains(a, "Mode:  0555"));
+        free(a);
+        a = debugfs(img, off, "ls -p /etc");
+        CHECK(contains(a, "/link/"));
+        CHECK(contains(a, "/motd/"));
+        CHECK(contains(a, "/os-release/"));
+        free(a);
+}
+
+static void test_ext4_content(void) {
+        const uint64_t off = MiB, size = 64 * MiB, total = 66 * MiB;
+        char *src = fmt("%s/src", root), *src2 = fmt("%s/src2", root);
+        char *img, *img2, *out, *cmd, *p, *q;
+        test_plan tp, tp2;
+        nri_ext4_options o;
+        size_t la, lb;
+        char *da, *db;
+
+        make_source(src);
+        make_plan(&tp, src);
+        options(&o, T0);
+        img = make_image("a.img", total, off, size);
+        CHECK(nri_ext4_write(img, off, size, &o, &tp.plan) == 0);
+        CHECK(outside_intact(img, off, size));
+        CHECK(fsck_clean(img, off));
+        check_superblock(img, off);
+        check_inodes(img, off);
+
+        /* Everything back with rdump. */
+        out = fmt("%s/out", root);
+        mkdir_p(out, 0755);
+        cmd = fmt("debugfs -R 'rdump / %s' '%s?offset=%llu' >/dev/null 2>&1", out, img,
+                  (unsigned long long)off);
+        CHECK(run(cmd) == 0);
+        p = fmt("%s/nix/store/aaaa-tree", out);
+        compare_trees(tp.s[0], p);
+        free(p);
+        p = fmt("%s/nix/store/bbbb-tree2", out);
+        compare_trees(tp.s[1], p);
+        free(p);
+        p = fmt("%s/etc/motd", out);
+        da = read_all(p, &la);
+        CHECK(da && la == 13 && memcmp(da, "hello, world\n", 13) == 0);
+        free(da), free(p);
+        p = fmt("%s/etc/link", out);
+        {
+                char t[64] = {0};
+                CHECK(readlink(p, t, sizeof(t) - 1) == 9);
+                CHECK_STR(t, "small.txt");
+        }
+        free(p);
+        p = fmt("%s/etc/os-release", out);
+        q = fmt("%s/var/empty", out);
+        CHECK(access(p, F_OK) == 0);
+        CHECK(access(q, F_OK) == 0);
+        free(p), free(q);
+
+        /* The same plan from another copy of the tree (other inodes, the
+         * sparse file not sparse there), another umask: the same bytes. */
+        mkdir_p(src2, 0755);
+        p = fmt("%s/tree", src2);
+        q = fmt("%s/tree2", src2);
+        make_tree(p, true);
+        make_tree2(q, p);
+        free(p), free(q);
+        make_plan(&tp2, src2);
+        img2 = make_image("b.img", total, off, size);
+        mode_t old = umask(077);
+        CHECK(nri_ext4_write(img2, off, size, &o, &tp2.plan) == 0);
+        umask(old);
+        da = read_all(img, &la);
+        db = read_all(img2, &lb);
+        CHECK(da && db && la == lb && memcmp(da, db, la) == 0);
+        free(da), free(db);
+
+        free_plan(&tp), free_plan(&tp2);
+        free(img), free(img2), free(out), free(cmd), free(src), free(src2);
+}
+
+/* Bytes of the superblock (at 1024 in block 0, at 0 in the first block of
+ * a backup group) we set differently from mke2fs on purpose: s_mtime (0x2c)
+ * is the timestamp, s_kbytes_written (0x178) is not kept, so the checksum
+ * (0x3fc) differs too. */
+static bool superblock_difference(uint64_t i) {
+        uint64_t in_group = i % (UINT64_C(32768) * 4096), o;
+
+        if (i < 4096)
+                o = i - 1024;
+        else if (in_group < 1024)
+                o = in_group;
+        else
+                return false;
+        return (o >= 0x2c && o < 0x30) || (o >= 0x178 && o < 0x180) || (o >= 0x3fc && o < 0x400);
+}
+
+/* mkfs.ext4 as systemd-repart 252 runs it, with the same UUID, hash seed
+ * and time, on 18 block groups (two flex groups, backup superblocks): the
+ * same bytes but for superblock_difference(). */
+static void test_ext4_like_mkfs(void) {
+        const uint64_t size = 2304 * MiB;
+        char *ours = make_image("ours.img", size, 0, size), *theirs = fmt("%s/mkfs.img", root), *cmd;
+        char *a = malloc(MiB), *b = malloc(MiB);
+        nri_ext4_options o;
+        nri_plan empty = {0};
+        size_t diffs = 0;
+        int fa, fb;
+
+        if (run("command -v mkfs.ext4 >/dev/null") != 0) {
+                fprintf(stderr, "mkfs.ext4 not found, skipping the comparison\n");
+                free(ours), free(theirs), free(a), free(b);
+                return;
+        }
+        options(&o, T0);
+        o.label = "root-x86-64";
+        CHECK(nri_ext4_write(ours, 0, size, &o, &empty) == 0);
+        CHECK(fsck_clean(ours, 0));
+        cmd =
+            fmt("rm -f %s && truncate -s %llu %s && E2FSPROGS_FAKE_TIME=%lld MKE2FS_CONFIG=/etc/mke2fs.conf "
+                "mkfs.ext4 -q -L root-x86-64 -U 7981aaf4-2a9a-4f86-9f1f-5b42c8f28bbf -I 256 -O has_journal "
+                "-m 0 -E nodiscard,lazy_itable_init=1,hash_seed=0badc0de-1234-4567-89ab-cdef01234567 "
+                "-T default %s",
+                theirs, (unsigned long long)size, theirs, (long long)T0, theirs);
+        CHECK(run(cmd) == 0);
+        fa = open(ours, O_RDONLY | O_CLOEXEC);
+        fb = open(theirs, O_RDONLY | O_CLOEXEC);
+        CHECK(fa >= 0 && fb >= 0);
+        for (uint64_t pos = 0; fa >= 0 && fb >= 0 && pos < size; pos += MiB) {
+                if (pread(fa, a, MiB, (off_t)pos) != (ssize_t)MiB ||
+                    pread(fb, b, MiB, (off_t)pos) != (ssize_t)MiB) {
+                        CHECK(false);
+                        break;
+                }
+                if (memcmp(a, b, MiB) == 0)
+                        continue;
+                for (uint64_t i = 0; i < MiB; i++) {
+                        if (a[i] == b[i] || superblock_difference(pos + i))
+                                continue;
+                        if (diffs++ < 10)
+                                fprintf(stderr, "byte %llu: ours %02x, mkfs.ext4's %02x\n",
+                                        (unsigned long long)(pos + i), (unsigned char)a[i],
+                                        (unsigned char)b[i]);
+                }
+        }
+        CHECK_U64(diffs, 0);
+        close(fa), close(fb);
+        free(a), free(b), free(cmd), free(ours), free(theirs);
+}
+
+static void test_ext4_times(void) {
+        const uint64_t size = 8 * MiB;
+        char *src = fmt("%s/times", root), *img, *out, *f;
+        nri_plan_copy c = {.target = "/f"};
+        nri_plan plan = {.copies = &c, .n_copies = 1};
+        nri_ext4_options o;
+
+        mkdir_p(src, 0755);
+        f = fmt("%s/f", src);
+        write_file(f, "f\n", 2, 0644);
+        c.source = f;
+
+        /* 0 is a time like any other, not "now". */
+        options(&o, 0);
+        img = make_image("t0.img", size, 0, size);
+        CHECK(nri_ext4_write(img, 0, size, &o, &plan) == 0);
+        CHECK(fsck_clean(img, 0));
+        out = debugfs(img, 0, "stat /f");
+        CHECK(contains(out, "mtime: 0x00000000:00000000"));
+        CHECK(contains(out, "crtime: 0x00000000:00000000"));
+        free(out);
+        out = debugfs(img, 0, "stat /lost+found");
+        CHECK(contains(out, "ctime: 0x00000000:00000000"));
+        CHECK(contains(out, "Mode:  0700"));
+        free(out);
+        {
+                char *cmd = fmt("TZ=UTC dumpe2fs -h '%s' 2>/dev/null", img);
+                char *v;
+
+                out = capture(cmd);
+                CHECK(!strstr(out, "Filesystem created:")); /* dumpe2fs leaves out a 0 */
+                v = field(out, "Last write time:");
+                CHECK_STR(v, "Thu Jan  1 00:00:00 1970");
+                free(v);
+                free(out), free(cmd);
+        }
+        free(img);
+
+        /* Past 2038 and past 2106: the epoch bits. */
+        options(&o, (INT64_C(1) << 32) + 7);
+        img = make_image("t1.img", size, 0, size);
+        CHECK(nri_ext4_write(img, 0, size, &o, &plan) == 0);
+        out = debugfs(img, 0, "stat /f");
+        CHECK(contains(out, "mtime: 0x00000007:00000001"));
+        free(out);
+        out = debugfs(img, 0, "stat /");
+        CHECK(contains(out, "mtime: 0x00000007:00000001"));
+        free(out);
+        free(img);
+
+        options(&o, -1);
+        img = make_image("t2.img", size, 0, size);
+        CHECK(nri_ext4_write(img, 0, size, &o, &plan) == -EINVAL);
+        free(img);
+        free(src), free(f);
+}
+
+static void test_ext4_min_size(void) {
+        char *src = fmt("%s/src", root), *many = fmt("%s/many", root), *img;
+        test_plan tp;
+        nri_plan_stats st;
+        nri_ext4_options o;
+        uint64_t min;
+
+        /* The test tree: at least its blocks and a half, and it fits. */
+        make_plan(&tp, src);
+        CHECK(nri_plan_measure(&tp.plan, &st) == 0);
+        CHECK_U64(st.symlinks, 5 + 1);
+        CHECK_U64(st.long_symlinks, 1);
+        CHECK_U64(st.hardlinks, 2);
+        CHECK(nri_ext4_min_size(&st, &min) == 0);
+        CHECK(min % 4096 == 0);
+        CHECK(min >= st.blocks_4k * 4096 * 3 / 2);
+        CHECK(min <= st.blocks_4k * 4096 * 2 + 8 * MiB);
+        options(&o, T0);
+        img = make_image("min.img", min, 0, min);
+        CHECK(nri_ext4_write(img, 0, min, &o, &tp.plan) == 0);
+        CHECK(fsck_clean(img, 0));
+        free(img);
+        free_plan(&tp);
+
+        /* 5000 empty files need inodes, not blocks. */
+        mkdir_p(many, 0755);
+        for (int i = 0; i < 5000; i++) {
+                char *p = fmt("%s/%d", many, i);
+                write_file(p, "", 0, 0644);
+                free(p);
+        }
+        nri_plan_copy c = {.source = many, .target = "/many"};
+        nri_plan plan = {.copies = &c, .n_copies = 1, .mtime = T0};
+        CHECK(nri_plan_measure(&plan, &st) == 0);
+        CHECK_U64(st.files, 5000);
+        CHECK(nri_ext4_min_size(&st, &min) == 0);
+        CHECK(min >= 5000 * UINT64_C(16384));
+        img = make_image("many.img", min, 0, min);
+        CHECK(nri_ext4_write(img, 0, min, &o, &plan) == 0);
+        CHECK(fsck_clean(img, 0));
+        free(img);
+
+        /* Nothing: ext4's minimum. */
+        st = (nri_plan_stats){0};
+        CHECK(nri_ext4_min_size(&st, &min) == 0);
+        CHECK_U64(min, NRI_EXT4_MIN_SIZE);
+
+        /* Too small: -ENOSPC. */
+        img = make_image("small.img", 2 * MiB, 0, 2 * MiB);
+        make_plan(&tp, src);
+        CHECK(nri_ext4_write(img, 0, 2 * MiB, &o, &tp.plan) == -ENOSPC);
+        free_plan(&tp);
+        free(img), free(src), free(many);
+}
+
+static void test_labels(void) {
+        char *s = NULL;
+
+        CHECK(nri_ext4_mangle_label("nixos", &s) == 0);
+        CHECK_STR(s, "nixos");
+        free(s);
+        CHECK(nri_ext4_mangle_label("0123456789abcdefXYZ", &s) == 0);
+        CHECK_STR(s, "0123456789abcdef");
+        free(s);
+        /* whole characters only: 7 × "ä" is 14 bytes, "€" would make 17 */
+        CHECK(nri_ext4_mangle_label("äääääää€", &s) == 0);
+        CHECK_STR(s, "äääääää");
+        free(s);
+        CHECK(nri_ext4_mangle_label("", &s) == 0);
+        CHECK_STR(s, "");
+        free(s);
+        CHECK(nri_ext4_mangle_label("bad\xff", &s) == -EINVAL);
+        CHECK(nri_ext4_mangle_label("\xc0\xafoverlong", &s) == -EINVAL);
+        CHECK(nri_ext4_mangle_label("\xed\xa0\x80surrogate", &s) == -EINVAL);
+}
+
+int main(void) {
+        const char *tmp = getenv("TMPDIR");
+        char *cmd;
+
+        if (run("command -v e2fsck >/dev/null && command -v debugfs >/dev/null && "
+                "command -v dumpe2fs >/dev/null") != 0) {
+                fprintf(stderr, "e2fsck, debugfs or dumpe2fs not found: skipped\n");
+                return 77;
+        }
+        snprintf(root, sizeof(root), "%s/test-ext4-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(root)) {
+                perror("mkdtemp");
+                return 1;
+        }
+        setenv("TZ", "UTC", 1);
+
+        test_labels();
+        test_walk_order();
+        test_walk_deep();
+        test_ext4_content();
+        test_ext4_like_mkfs();
+        test_ext4_times();
+        test_ext4_min_size();
+
+        cmd = fmt("chmod -R u+w '%s' && rm -rf '%s'", root, root);
+        if (!check_failures)
+                run(cmd);
+        else
+                fprintf(stderr, "left %s for inspection\n", root);
+        free(cmd);
+        return check_result();
+}
