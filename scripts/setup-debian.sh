@@ -18,7 +18,7 @@ packages=(
   # evaluator half: Nix 2.8 and what its headers include
   nix-bin libgc-dev libboost-dev nlohmann-json3-dev
   # builder half
-  libfdisk-dev e2fslibs-dev libcjson-dev libssl-dev libzstd-dev liblzma-dev mtools
+  libfdisk-dev libext2fs-dev libcjson-dev libssl-dev libzstd-dev liblzma-dev mtools
   # tests: the tools that check our images, and the peer we compare with
   python3 python3-pytest e2fsprogs dosfstools fdisk gdisk util-linux
   systemd systemd-container zstd xz-utils

@@ -215,7 +215,7 @@ static int write_ext4(build *b, const nri_partition *p, const nri_layout_part *l
                 .uuid = p->fs_uuid,
                 .label = p->label,
                 .timestamp = plan->mtime,
-                .what = nri_printf(b->a, "partition %s", partition_name(p)),
+                .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
                 .progress = b->o->verbose ? progress : NULL,
                 .progress_ctx = (void *)p,
         };
@@ -234,7 +234,7 @@ static int write_vfat(build *b, const nri_partition *p, const nri_layout_part *l
                  * it (252 formats with 512 whatever the image has): firmware
                  * on a 4Kn disk expects the FAT's sectors to match. */
                 .sector_size = b->spec->sector_size,
-                .what = nri_printf(b->a, "partition %s", partition_name(p)),
+                .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
         };
 
         return nri_vfat_write(b->partial, l->offset, l->size, &o, plan);
