@@ -105,7 +105,13 @@ typedef struct nri_plan_stats {
         uint64_t files, directories, symlinks, hardlinks;
         uint64_t bytes;      /* sum of regular file sizes */
         uint64_t blocks_4k;  /* sum of each file's size rounded up to 4096 */
-        uint64_t name_bytes; /* sum of the lengths of all names */
+        /* 4096-byte blocks of file data that are not all zeros (what an
+         * ext4 with holes for zero blocks needs) */
+        uint64_t data_blocks_4k;
+        uint64_t name_bytes;
+        /* names directly in the root directory, and their lengths (a FAT12/16
+         * root directory has a fixed number of entries) */
+        uint64_t root_names, root_name_bytes; /* sum of the lengths of all names */
         /* Symlinks whose target is 60 bytes or longer: ext4 keeps shorter
          * ones inside the inode, these take a block. */
         uint64_t long_symlinks;

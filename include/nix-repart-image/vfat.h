@@ -111,9 +111,10 @@ int nri_vfat_geometry_for(uint64_t size, uint32_t sector_size, nri_vfat_geometry
  * entries); half of that is added, the result rounded up to 4096, and then
  * grown until the FAT that nri_vfat_geometry_for() lays out for that size
  * holds the content.  The plan should be measured with ignore_hardlinks
- * set: FAT stores every name's data.  0, -ERANGE (more than any FAT
- * holds). */
-int nri_vfat_min_size(const nri_plan_stats *st, uint64_t *ret);
+ * set: FAT stores every name's data.  A FAT12/16 must also hold the root's
+ * names in its fixed root directory.  `sector_size` as in nri_vfat_options
+ * (0 means 512).  0, -ERANGE (more than any FAT holds). */
+int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *ret);
 
 /* Formats bytes [offset, offset + size) of the existing file `image_path`,
  * which must be zeros there (a fresh sparse file) and not locked by the

@@ -154,7 +154,7 @@ static int content_min(build *b, const nri_partition *p, const nri_plan *plan, u
         if (p->format == NRI_FORMAT_EXT4)
                 r = nri_ext4_min_size(&st, ret);
         else if (p->format == NRI_FORMAT_VFAT)
-                r = nri_vfat_min_size(&st, ret);
+                r = nri_vfat_min_size(&st, b->spec->sector_size, ret);
         if (r < 0)
                 log_error("partition %s: cannot work out the size of its content: %s", partition_name(p),
                           strerror(-r));
@@ -255,11 +255,15 @@ static int write_file_systems(build *b) {
                         r = write_ext4(b, p, l, &b->plans[i]);
                 else if (p->format == NRI_FORMAT_VFAT)
                         r = write_vfat(b, p, l, &b->plans[i]);
-                if (r < 0) {
+                if (r == -ENOSPC && p->minimize == NRI_MINIMIZE_OFF)
+                        log_error("partition %s: its content does not fit in its %" PRIu64 " bytes: raise "
+                                  "SizeMinBytes= or set Minimize = \"guess\"",
+                                  partition_name(p), l->size);
+                else if (r < 0)
                         log_error("partition %s: writing its %s file system failed", partition_name(p),
                                   nri_format_to_string(p->format));
+                if (r < 0)
                         return r;
-                }
         }
         return 0;
 }

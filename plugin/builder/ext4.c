@@ -1073,13 +1073,13 @@ int nri_ext4_min_size(const nri_plan_stats *st, uint64_t *ret) {
          * bytes, appended block by block to blocks of 4096 - 12 (checksum)
          * bytes that an entry (263 bytes at most) may leave unused. */
         dir_blocks = dirs + (24 * dirs + st->name_bytes + 11 * entries) / (BLOCK - 12 - 264) + 1;
-        need = st->blocks_4k + st->long_symlinks + dir_blocks;
+        need = st->data_blocks_4k + st->long_symlinks + dir_blocks;
         /* Extent tree leaves: a directory grows a block at a time wherever
          * the allocator is, so one of five blocks or more may need one; a
          * file's data is contiguous but for 128 MiB extents and the group
          * tables it crosses, and the runs of zeros it skips pay for their own
          * extents. */
-        need += dir_blocks / 4 + st->blocks_4k / 16384 + 1;
+        need += dir_blocks / 4 + st->data_blocks_4k / 340 + 1;
         if (need > UINT64_MAX / BLOCK / 2)
                 return -EOVERFLOW;
         bytes = need * BLOCK + inodes * INODE_SIZE;

@@ -364,10 +364,19 @@ static bool content_fits(const nri_plan_stats *st, const nri_vfat_geometry *g) {
         dirs =
             (32 * (2 * names + st->name_bytes / 13 + names + 2 * st->directories) + cluster - 1) / cluster +
             st->directories + 1;
-        return data + dirs <= g->clusters;
+        if (data + dirs > g->clusters)
+                return false;
+        /* FAT12/16: the root directory is a fixed table, not clusters.  Per
+         * name its entry and at most one long-name entry per byte / 13, plus
+         * one; and the volume label's entry. */
+        if (g->root_dir_sectors > 0 &&
+            3 * st->root_names + st->root_name_bytes / 13 + 1 >
+                (uint64_t)g->root_dir_sectors * g->sector_size / 32)
+                return false;
+        return true;
 }
 
-int nri_vfat_min_size(const nri_plan_stats *st, uint64_t *ret) {
+int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *ret) {
         uint64_t names = st->files + st->directories;
         uint64_t occupied =
             st->blocks_4k * 4096 + 32 * (3 * names + st->name_bytes / 13) + 4096 * st->directories;
@@ -377,7 +386,8 @@ int nri_vfat_min_size(const nri_plan_stats *st, uint64_t *ret) {
         for (;;) {
                 if (size > (UINT64_C(1) << 44)) /* 16 TiB: FAT32's 2^28 clusters of 64 KiB */
                         return -ERANGE;
-                if (nri_vfat_geometry_for(size, 512, &g) == 0 && content_fits(st, &g))
+                if (nri_vfat_geometry_for(size, sector_size ? sector_size : 512, &g) == 0 &&
+                    content_fits(st, &g))
                         break;
                 size += size / 64 >= 4096 ? size / 64 / 4096 * 4096 : 4096; /* grow by ~1.5% */
         }
@@ -455,7 +465,7 @@ static char **make_env(int64_t mtime) {
         };
         size_t n = sizeof(fixed) / sizeof(fixed[0]);
         const char *path = getenv("PATH");
-        char **env = calloc(n + 3, sizeof(char *));
+        char **env = calloc(n + 5, sizeof(char *));
 
         if (!env)
                 return NULL;
@@ -468,6 +478,13 @@ static char **make_env(int64_t mtime) {
                 free(env);
                 return NULL;
         }
+        /* Where a bundled mtools finds the locale and code page 437 (main.c). */
+        for (size_t i = 0, k = n + 2; i < 2; i++) {
+                const char *var = i ? "GCONV_PATH" : "LOCPATH", *val = getenv(var);
+
+                if (val && *val && asprintf(&env[k], "%s=%s", var, val) >= 0)
+                        k++;
+        }
         return env;
 }
 
@@ -475,7 +492,8 @@ static void free_env(char **env) {
         if (!env)
                 return;
         for (size_t i = 0; env[i]; i++)
-                if (!strncmp(env[i], "SOURCE_DATE_EPOCH=", 18) || !strncmp(env[i], "PATH=", 5))
+                if (!strncmp(env[i], "SOURCE_DATE_EPOCH=", 18) || !strncmp(env[i], "PATH=", 5) ||
+                    !strncmp(env[i], "LOCPATH=", 8) || !strncmp(env[i], "GCONV_PATH=", 11))
                         free(env[i]);
         free(env);
 }
@@ -511,7 +529,32 @@ static int run(char *const *argv, char *const *env, const char *what, const char
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &all);
-        r = posix_spawn(&pid, argv[0], &fa, &attr, argv, env);
+        /* With NRI_MTOOLS_LOADER (a bundle's, main.c), as
+         * `LOADER --library-path NRI_MTOOLS_LIBRARY_PATH argv…`: the bundle's
+         * programs are not patched to find its loader and libraries. */
+        const char *loader = getenv("NRI_MTOOLS_LOADER");
+        char **largv = NULL;
+        if (loader && *loader) {
+                size_t argc = 0;
+                const char *libs = getenv("NRI_MTOOLS_LIBRARY_PATH");
+
+                while (argv[argc])
+                        argc++;
+                largv = calloc(argc + 4, sizeof(char *));
+                if (!largv) {
+                        posix_spawn_file_actions_destroy(&fa);
+                        posix_spawnattr_destroy(&attr);
+                        close(out[0]);
+                        close(out[1]);
+                        return -ENOMEM;
+                }
+                largv[0] = (char *)loader;
+                largv[1] = (char *)"--library-path";
+                largv[2] = (char *)(libs ? libs : "");
+                memcpy(largv + 3, argv, argc * sizeof(char *));
+        }
+        r = posix_spawn(&pid, largv ? largv[0] : argv[0], &fa, &attr, largv ? largv : argv, env);
+        free(largv);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         close(out[1]);
