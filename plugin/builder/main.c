@@ -90,6 +90,42 @@ static int source_date_epoch(long long *ret) {
         return 0;
 }
 
+/* The attribute `repartBundle`: the store path of the bundle this builder
+ * runs from (scripts/make-bundle.sh), whose loader runs it with
+ * `--library-path`.  Everything the build runs or loads then comes from it:
+ * mtools (run through the same loader, vfat.c), the C.UTF-8 locale and
+ * code page 437.  Variables already set win, for runs by hand. */
+static int use_bundle(const cJSON *attrs) {
+        static const struct {
+                const char *var, *sub;
+        } vars[] = {
+                {"NRI_MTOOLS_DIR", "bin"},
+                {"NRI_MTOOLS_LOADER", "lib/ld.so"},
+                {"NRI_MTOOLS_LIBRARY_PATH", "lib"},
+                {"LOCPATH", "lib/locale"},
+                {"GCONV_PATH", "lib/gconv"},
+        };
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(attrs, "repartBundle");
+
+        if (!b)
+                return 0;
+        if (!cJSON_IsString(b) || b->valuestring[0] != '/') {
+                fprintf(stderr, "nix-repart-image: repartBundle is not an absolute path\n");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+                char *v;
+
+                if (getenv(vars[i].var))
+                        continue;
+                if (asprintf(&v, "%s/%s", b->valuestring, vars[i].sub) < 0)
+                        return -ENOMEM;
+                setenv(vars[i].var, v, 0);
+                free(v);
+        }
+        return 0;
+}
+
 static void usage(FILE *f) {
         fputs("usage: nix-repart-image-builder [--attrs FILE] [--out DIR] [--quiet]\n"
               "Builds the image a builtins.repartImage derivation describes.\n",
@@ -150,6 +186,11 @@ int main(int argc, char **argv) {
         o.out = out_path(out_arg, attrs);
         if (!o.out) {
                 fprintf(stderr, "nix-repart-image: no output path: neither outputs.out in %s nor $out\n", path);
+                cJSON_Delete(attrs);
+                return 1;
+        }
+        r = use_bundle(attrs);
+        if (r < 0) {
                 cJSON_Delete(attrs);
                 return 1;
         }

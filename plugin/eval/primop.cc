@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,13 +35,79 @@ using namespace nix;
 namespace {
 
 struct RepartImageSettings : Config {
-        Setting<std::string> builder{this, NRI_DEFAULT_BUILDER, "repart-image-builder",
-                                     "The program that the derivations of builtins.repartImage run to "
-                                     "build the image."};
+        Setting<std::string> builder{this, "", "repart-image-builder",
+                                     "A program outside the Nix store that the derivations of "
+                                     "builtins.repartImage run instead of the bundle's builder (for "
+                                     "debugging; builds then need the sandbox off).  Empty (the default): "
+                                     "the builder of repart-image-bundle.  The installed builder is "
+                                     NRI_DEFAULT_BUILDER "."};
+        Setting<std::string> bundle{this, NRI_DEFAULT_BUNDLE, "repart-image-bundle",
+                                    "The self-contained builder bundle (builder, mtools, their shared "
+                                    "libraries and loader) that builtins.repartImage adds to the Nix store "
+                                    "and names as the derivations' builder, so that they build in the "
+                                    "sandbox."};
 };
 
 RepartImageSettings repartImageSettings;
 GlobalConfig::Register registerSettings(&repartImageSettings);
+
+// The bundle as the derivation names it: `root` is the directory holding bin/
+// and lib/ (a store path, or a directory inside one), `storePath` the store
+// path to depend on.
+struct Bundle {
+        std::string root, storePath;
+};
+
+std::string bundleAdvice(const std::string &dir) {
+        return "add it to the store beforehand with `nix-store --add " + dir +
+               "` (as a user the store accepts, with the same Nix store), or set repart-image-bundle to a "
+               "copy of it that is already in the store";
+}
+
+// Brings the bundle directory `dir` into the store, content-addressed (as
+// `nix-store --add DIR` does: NAR serialisation, SHA-256, named after the
+// directory), once per process and directory.  A directory already in the
+// store is named as it is.  In read-only mode (`nix-instantiate --eval`) the
+// path is only computed, as Nix does for path literals.  Throws Error when
+// the store refuses the import and does not hold the path already.
+Bundle importBundle(EvalState &state, const std::string &setting) {
+        static std::map<std::pair<std::string, std::string>, Bundle> cache;
+        auto &store = *state.store;
+        std::string dir = canonPath(setting);
+        auto key = std::make_pair(store.getUri(), dir);
+        if (auto it = cache.find(key); it != cache.end())
+                return it->second;
+
+        Bundle b;
+        if (store.isInStore(dir)) {
+                b.root = dir;
+                b.storePath = store.printStorePath(store.toStorePath(dir).first);
+        } else {
+                if (!pathExists(dir + "/lib/ld.so") || !pathExists(dir + "/bin/nix-repart-image-builder"))
+                        throw Error("the builder bundle %s (nix.conf setting repart-image-bundle) is missing "
+                                    "or incomplete: it needs bin/nix-repart-image-builder and lib/ld.so "
+                                    "(meson makes it as build/plugin/nix-repart-image-bundle and installs it)",
+                                    dir);
+                std::string name(baseNameOf(dir));
+                std::optional<StorePath> path;
+                if (settings.readOnlyMode)
+                        path = store.computeStorePathForPath(name, dir).first;
+                else {
+                        try {
+                                path = store.addToStore(name, dir);
+                        } catch (Error &e) {
+                                auto computed = store.computeStorePathForPath(name, dir).first;
+                                if (!store.isValidPath(computed))
+                                        throw Error("cannot add the builder bundle %s to the Nix store (%s): %s",
+                                                    dir, e.msg(), bundleAdvice(dir));
+                                path = computed;
+                        }
+                }
+                b.storePath = b.root = store.printStorePath(*path);
+        }
+        cache.emplace(key, b);
+        return b;
+}
 
 struct ArenaDeleter {
         void operator()(nri_arena *a) const { nri_arena_free(a); }
@@ -253,13 +320,49 @@ void Call::run(Value &arg, Value &result) {
         if (nri_spec_from_args(arena.get(), args, &host, &spec, &err) < 0)
                 fail(err);
 
-        JsonPtr drvJson(nri_spec_derivation_json(spec, repartImageSettings.builder.get().c_str(), system.c_str()));
+        // The builder: a host program when repart-image-builder names one,
+        // else the bundle's, run by the bundle's loader with the bundle's
+        // libraries (README: "How the builder reaches the sandbox").  When
+        // the bundle cannot be had, the error is the builder's value, so it
+        // comes only when the derivation is needed, not for `.image`.
+        const std::string &hostBuilder = repartImageSettings.builder.get();
+        std::optional<Bundle> bundle;
+        std::optional<std::string> bundleError;
+        if (hostBuilder.empty()) {
+                try {
+                        bundle = importBundle(state, repartImageSettings.bundle.get());
+                        usedContext[bundle->storePath].insert(bundle->storePath);
+                } catch (Error &e) {
+                        bundleError = "builtins.repartImage: " + e.msg();
+                }
+        }
+
+        JsonPtr drvJson(nri_spec_derivation_json(spec, hostBuilder.empty() ? "" : hostBuilder.c_str(),
+                                                 system.c_str()));
         JsonPtr summaryJson(nri_spec_summary_json(spec));
         if (!drvJson || !summaryJson)
                 throw Error("builtins.repartImage: out of memory");
+        if (bundle) {
+                std::string lib = bundle->root + "/lib";
+                cJSON *args = cJSON_CreateArray();
+                cJSON_AddItemToArray(args, cJSON_CreateString("--library-path"));
+                cJSON_AddItemToArray(args, cJSON_CreateString(lib.c_str()));
+                cJSON_AddItemToArray(args,
+                                     cJSON_CreateString((bundle->root + "/bin/nix-repart-image-builder").c_str()));
+                cJSON_ReplaceItemInObjectCaseSensitive(drvJson.get(), "builder",
+                                                       cJSON_CreateString((lib + "/ld.so").c_str()));
+                cJSON_AddItemToObject(drvJson.get(), "args", args);
+                cJSON_AddItemToObject(drvJson.get(), "repartBundle", cJSON_CreateString(bundle->root.c_str()));
+        }
 
         Value *drvAttrs = state.allocValue();
         toValue(drvJson.get(), *drvAttrs);
+        if (bundleError) {
+                Value *msg = state.allocValue(), *thunk = state.allocValue();
+                msg->mkString(*bundleError);
+                thunk->mkApp(&state.getBuiltin("throw"), msg);
+                drvAttrs->attrs->find(state.symbols.create("builder"))->value = thunk;
+        }
         Value drv;
         state.callFunction(state.getBuiltin("derivation"), *drvAttrs, drv, callPos);
         state.forceAttrs(drv, callPos);

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("NRI_BUILD_DIR", ROOT / "build"))
 PLUGIN = BUILD / "plugin" / "libnix-repart-image.so"
 BUILDER = BUILD / "plugin" / "nix-repart-image-builder"
+BUNDLE = BUILD / "plugin" / "nix-repart-image-bundle"
 DEFAULT_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
 
 BASE_CONF = f"""\
@@ -59,7 +60,9 @@ class Nix:
         self.dir = tmp_path
         self.conf_dir = tmp_path / "etc-nix"
         self.conf_dir.mkdir(exist_ok=True)
-        self.settings = {"repart-image-builder": str(BUILDER)}
+        # The builder comes from the bundle, as for users (README: "How the
+        # builder reaches the sandbox"); repart-image-builder would override it.
+        self.settings = {"repart-image-bundle": str(BUNDLE)}
         if plugin:
             self.settings["plugin-files"] = str(PLUGIN)
         self.configure()
