@@ -22,6 +22,11 @@ packages=(
   # tests: the tools that check our images, and the peer we compare with
   python3 python3-pytest e2fsprogs dosfstools fdisk gdisk util-linux
   systemd systemd-container zstd xz-utils
+  # tests with the sandbox on: /bin/sh for the test packages, and strace
+  busybox-static strace
+  # the bootable examples and the boot test: Debian's kernel, systemd's EFI
+  # stub, objcopy for the UKI, cpio for the initrd, QEMU and OVMF
+  linux-image-amd64 systemd-boot-efi binutils cpio qemu-system-x86 ovmf
 )
 
 if [ "$(id -u)" -ne 0 ]; then
