@@ -5,8 +5,15 @@
  * its build directory.  nri_spec_derivation_json() returns the attribute set
  * given to `derivation`:
  *
- *   name, system, builder        the derivation's own; name is
+ *   name, system                 the derivation's own; name is
  *                                "<name>" or "<name>-<version>"
+ *   builder, args                with a bundle (README, "How the builder
+ *                                reaches the sandbox"): builder =
+ *                                <bundle>/lib/ld.so, args = [ "--library-path"
+ *                                <bundle>/lib <bundle>/bin/nix-repart-image-builder ];
+ *                                with a host program: builder = it, no args
+ *   repartBundle                 <bundle>, with a bundle: where the builder
+ *                                finds mtools and their libraries
  *   __structuredAttrs = true
  *   exportReferencesGraph        { "closure-<partno>": [store paths] } for
  *                                each partition with storePaths
@@ -84,8 +91,14 @@ const char *nri_spec_closure_key(const nri_partition *p, char *buf, size_t size)
 /* The repartSpec object. */
 cJSON *nri_spec_to_json(const nri_spec *spec);
 
+/* What the derivation runs: exactly one of the two is set. */
+typedef struct nri_builder_ref {
+        const char *bundle;  /* a bundle directory in the store */
+        const char *program; /* a program outside the store (for debugging) */
+} nri_builder_ref;
+
 /* The attribute set for `derivation` (see above). */
-cJSON *nri_spec_derivation_json(const nri_spec *spec, const char *builder, const char *system);
+cJSON *nri_spec_derivation_json(const nri_spec *spec, const nri_builder_ref *builder, const char *system);
 
 /* Reads a repartSpec object back (the builder's side).  Refuses another
  * specVersion.  0, or -EINVAL with *ret_error naming the field. */

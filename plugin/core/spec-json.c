@@ -221,13 +221,33 @@ static cJSON *derivation_name(const nri_spec *spec) {
         return s;
 }
 
-cJSON *nri_spec_derivation_json(const nri_spec *spec, const char *builder, const char *system) {
+/* The bundle's builder, started by the bundle's loader with the bundle's
+ * libraries: nothing outside the store is needed. */
+static void add_builder(jb *b, cJSON *o, const nri_builder_ref *builder) {
+        nri_arena *a;
+        cJSON *args;
+
+        if (!builder->bundle) {
+                add(b, o, "builder", j_str(builder->program));
+                return;
+        }
+        a = nri_arena_new();
+        add(b, o, "builder", j_str(nri_printf(a, "%s/lib/ld.so", builder->bundle)));
+        args = add(b, o, "args", cJSON_CreateArray());
+        add(b, args, NULL, j_str("--library-path"));
+        add(b, args, NULL, j_str(nri_printf(a, "%s/lib", builder->bundle)));
+        add(b, args, NULL, j_str(nri_printf(a, "%s/bin/nix-repart-image-builder", builder->bundle)));
+        add(b, o, "repartBundle", j_str(builder->bundle));
+        nri_arena_free(a);
+}
+
+cJSON *nri_spec_derivation_json(const nri_spec *spec, const nri_builder_ref *builder, const char *system) {
         cJSON *o = cJSON_CreateObject();
         jb b = {0};
 
         add(&b, o, "name", derivation_name(spec));
         add(&b, o, "system", j_str(system));
-        add(&b, o, "builder", j_str(builder));
+        add_builder(&b, o, builder);
         add(&b, o, "__structuredAttrs", cJSON_CreateTrue());
         add(&b, o, "exportReferencesGraph", references_graph(&b, spec));
         add(&b, o, "repartSpec", nri_spec_to_json(spec));

@@ -337,23 +337,15 @@ void Call::run(Value &arg, Value &result) {
                 }
         }
 
-        JsonPtr drvJson(nri_spec_derivation_json(spec, hostBuilder.empty() ? "" : hostBuilder.c_str(),
-                                                 system.c_str()));
+        nri_builder_ref builderRef = {};
+        if (bundle)
+                builderRef.bundle = bundle->root.c_str();
+        else
+                builderRef.program = hostBuilder.empty() ? "" : hostBuilder.c_str();
+        JsonPtr drvJson(nri_spec_derivation_json(spec, &builderRef, system.c_str()));
         JsonPtr summaryJson(nri_spec_summary_json(spec));
         if (!drvJson || !summaryJson)
                 throw Error("builtins.repartImage: out of memory");
-        if (bundle) {
-                std::string lib = bundle->root + "/lib";
-                cJSON *args = cJSON_CreateArray();
-                cJSON_AddItemToArray(args, cJSON_CreateString("--library-path"));
-                cJSON_AddItemToArray(args, cJSON_CreateString(lib.c_str()));
-                cJSON_AddItemToArray(args,
-                                     cJSON_CreateString((bundle->root + "/bin/nix-repart-image-builder").c_str()));
-                cJSON_ReplaceItemInObjectCaseSensitive(drvJson.get(), "builder",
-                                                       cJSON_CreateString((lib + "/ld.so").c_str()));
-                cJSON_AddItemToObject(drvJson.get(), "args", args);
-                cJSON_AddItemToObject(drvJson.get(), "repartBundle", cJSON_CreateString(bundle->root.c_str()));
-        }
 
         Value *drvAttrs = state.allocValue();
         toValue(drvJson.get(), *drvAttrs);

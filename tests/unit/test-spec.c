@@ -266,12 +266,17 @@ static void test_design_example_json(void) {
         CHECK(spec != NULL);
         if (!spec)
                 return;
-        drv = nri_spec_derivation_json(spec, "/libexec/builder", "x86_64-linux");
+        drv = nri_spec_derivation_json(spec, &(nri_builder_ref){.bundle = "/nix/store/" H2 "-bundle"},
+                                       "x86_64-linux");
         sum = nri_spec_summary_json(spec);
         CHECK(drv && sum);
         if (!drv || !sum)
                 return;
         CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "name")), "image");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "builder")), "/nix/store/" H2 "-bundle/lib/ld.so");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(drv, "args"), 2)),
+                  "/nix/store/" H2 "-bundle/bin/nix-repart-image-builder");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "repartBundle")), "/nix/store/" H2 "-bundle");
         CHECK(cJSON_IsTrue(cJSON_GetObjectItem(drv, "__structuredAttrs")));
         graph = cJSON_GetObjectItem(drv, "exportReferencesGraph");
         CHECK(cJSON_GetArraySize(graph) == 1);
