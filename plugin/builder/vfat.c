@@ -1122,7 +1122,8 @@ static int do_mcopy(const char *prog, const char *image, writer *w, char **env) 
         /* By directory (in the order they were made); in each, first the
          * files that keep their store name (one mcopy for all), then the
          * renamed ones (one each), each group in walk order. */
-        qsort(w->files, w->n_files, sizeof(vfat_file), cmp_files);
+        if (w->n_files > 0) /* qsort(NULL, 0, …) is undefined (UBSan) */
+                qsort(w->files, w->n_files, sizeof(vfat_file), cmp_files);
 
         r = argv_start(&a, prog, image, true);
         if (r >= 0)

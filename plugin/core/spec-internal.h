@@ -49,6 +49,7 @@ typedef struct part_state {
         const nri_node *tri_node[_TRI_MAX];
         int tri[_TRI_MAX]; /* -1: not set */
         bool uuid_set, label_set;
+        unsigned label_k; /* default label: 1 for "<type>", k for "<type>-k" */
         size_t cap_contents, cap_copy, cap_dirs;
         const char *split_resolved;
 } part_state;

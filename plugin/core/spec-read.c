@@ -55,8 +55,11 @@ static int get_int(reader *r, const cJSON *o, const char *where, const char *nam
                    double *ret) {
         const cJSON *j = field(o, name);
 
-        if (!cJSON_IsNumber(j) || j->valuedouble != (double)(int64_t)j->valuedouble || j->valuedouble < min ||
-            j->valuedouble > max)
+        /* The range first: converting a double outside int64_t's range (or
+         * NaN) to int64_t is undefined behaviour (found by tests/fuzz).  min
+         * and max are within ±2^53. */
+        if (!cJSON_IsNumber(j) || !(j->valuedouble >= min && j->valuedouble <= max) ||
+            j->valuedouble != (double)(int64_t)j->valuedouble)
                 return bad(r, nri_printf(r->a, "%s%s", where, name), "expected a whole number in range");
         *ret = j->valuedouble;
         return 0;

@@ -188,7 +188,10 @@ nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
                 setString(n, v.path);
                 break;
         case nAttrs: {
-                if (state.isDerivation(v)) {
+                /* { type = "derivation"; } without outPath is no derivation:
+                 * as a plain set, the core's error names the attribute (Nix's
+                 * own "cannot coerce a set to a string" would not). */
+                if (state.isDerivation(v) && v.attrs->get(state.sOutPath)) {
                         PathSet ctx;
                         auto out = state.coerceToString(pos, v, ctx, false, false);
                         n->kind = NRI_DERIVATION;

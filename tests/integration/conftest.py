@@ -73,6 +73,13 @@ class Nix:
         self.env["NIX_USER_CONF_FILES"] = str(tmp_path / "no-user-nix.conf")
         self.env["HOME"] = str(tmp_path / "home")
         self.env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+        # tests/run-sanitizers: the plugin in build-asan is linked with
+        # AddressSanitizer, so the nix processes that load it need its runtime
+        # first (Nix itself is not instrumented; its leaks are not ours).
+        preload = os.environ.get("NRI_SANITIZER_PRELOAD")
+        if preload:
+            self.env["LD_PRELOAD"] = preload
+            self.env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"
 
     def configure(self, **settings):
         """Rewrites nix.conf with these settings (underscores for dashes).

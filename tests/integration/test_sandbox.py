@@ -9,6 +9,7 @@ itself needs no shell.
 """
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -195,6 +196,9 @@ def outside(path, build_dirs):
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")
+@pytest.mark.skipif(bool(os.environ.get("NRI_SANITIZER_PRELOAD")),
+                    reason="tests/run-sanitizers: LeakSanitizer cannot run under ptrace, and the "
+                           "ASan runtime reads /proc itself")
 def test_builder_opens_nothing_outside_the_store(nix, tmp_path):
     """The whole nix-build under `strace -ff` with the sandbox off: every
     process started from the bundle's loader (the builder and each mtools
