@@ -333,6 +333,34 @@ static int write_inode(writer *w, ext2_ino_t ino, struct ext2_inode_large *inode
         return err ? log_ext2(w, err, "ext2fs_write_inode_full", path) : 0;
 }
 
+/* Allocates the next block and maps it as the inode's only extent (block 0):
+ * a directory's first block, a long symlink's target. */
+static int map_one_block(writer *w, ext2_ino_t ino, struct ext2_inode_large *inode, const char *path,
+                         blk64_t *ret) {
+        ext2_extent_handle_t h;
+        struct ext2fs_extent ex;
+        blk64_t blk;
+        errcode_t err;
+
+        err = ext2fs_new_block2(w->fs, w->goal, NULL, &blk);
+        if (err)
+                return log_ext2(w, err, "ext2fs_new_block2", path);
+        ext2fs_block_alloc_stats2(w->fs, blk, +1);
+        w->goal = blk + 1;
+        ext2fs_iblk_set(w->fs, (struct ext2_inode *)inode, 1);
+        err = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)inode, &h);
+        if (err)
+                return log_ext2(w, err, "ext2fs_extent_open2", path);
+        ex = (struct ext2fs_extent){.e_lblk = 0, .e_pblk = blk, .e_len = 1};
+        err = ext2fs_extent_insert(h, 0, &ex);
+        ext2fs_extent_free(h);
+        if (err)
+                return log_ext2(w, err, "ext2fs_extent_insert", path);
+        *ret = blk;
+        return 0;
+}
+
+
 /* Maps the extents of a new inode in order. */
 typedef struct extent_map {
         ext2_extent_handle_t h;
@@ -719,8 +747,6 @@ static int add_links(writer *w, ext2_ino_t ino, bool dir, const char *path) {
 static int on_directory(void *ctx, const nri_entry *e) {
         writer *w = ctx;
         struct ext2_inode_large inode;
-        ext2_extent_handle_t h;
-        struct ext2fs_extent ex;
         ext2_ino_t ino, parent = w->nodes[e->parent].ino;
         struct dir_cache *c;
         char *block = NULL;
@@ -735,23 +761,11 @@ static int on_directory(void *ctx, const nri_entry *e) {
         r = new_inode(w, e, LINUX_S_IFDIR | (e->mode & 07777), &ino, &inode);
         if (r < 0)
                 return r;
-        err = ext2fs_new_block2(w->fs, w->goal, NULL, &blk);
-        if (err)
-                return log_ext2(w, err, "ext2fs_new_block2", e->target);
-        ext2fs_block_alloc_stats2(w->fs, blk, +1);
-        w->goal = blk + 1;
-
         inode.i_links_count = 2;
         ext2fs_inode_size_set(w->fs, (struct ext2_inode *)&inode, BLOCK);
-        ext2fs_iblk_set(w->fs, (struct ext2_inode *)&inode, 1);
-        err = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)&inode, &h);
-        if (err)
-                return log_ext2(w, err, "ext2fs_extent_open2", e->target);
-        ex = (struct ext2fs_extent){.e_lblk = 0, .e_pblk = blk, .e_len = 1};
-        err = ext2fs_extent_insert(h, 0, &ex);
-        ext2fs_extent_free(h);
-        if (err)
-                return log_ext2(w, err, "ext2fs_extent_insert", e->target);
+        r = map_one_block(w, ino, &inode, e->target, &blk);
+        if (r < 0)
+                return r;
         r = write_inode(w, ino, &inode, e->target);
         if (r < 0)
                 return r;
@@ -827,7 +841,6 @@ static int on_symlink(void *ctx, const nri_entry *e) {
         struct ext2_inode_large inode;
         size_t len = strlen(e->link_target);
         ext2_ino_t ino;
-        errcode_t err;
         node *n;
         int r;
 
@@ -847,29 +860,16 @@ static int on_symlink(void *ctx, const nri_entry *e) {
                 /* A fast symlink: the target in i_block, no extents. */
                 memcpy(inode.i_block, e->link_target, len);
         } else {
-                ext2_extent_handle_t h;
-                struct ext2fs_extent ex;
                 blk64_t blk;
 
-                err = ext2fs_new_block2(w->fs, w->goal, NULL, &blk);
-                if (err)
-                        return log_ext2(w, err, "ext2fs_new_block2", e->target);
-                ext2fs_block_alloc_stats2(w->fs, blk, +1);
-                w->goal = blk + 1;
+                r = map_one_block(w, ino, &inode, e->target, &blk);
+                if (r < 0)
+                        return r;
                 memset(w->dirbuf, 0, BLOCK);
                 memcpy(w->dirbuf, e->link_target, len);
                 r = pwrite_full(w->fd, w->dirbuf, BLOCK, w->offset + blk * BLOCK);
                 if (r < 0)
                         return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
-                ext2fs_iblk_set(w->fs, (struct ext2_inode *)&inode, 1);
-                err = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)&inode, &h);
-                if (err)
-                        return log_ext2(w, err, "ext2fs_extent_open2", e->target);
-                ex = (struct ext2fs_extent){.e_lblk = 0, .e_pblk = blk, .e_len = 1};
-                err = ext2fs_extent_insert(h, 0, &ex);
-                ext2fs_extent_free(h);
-                if (err)
-                        return log_ext2(w, err, "ext2fs_extent_insert", e->target);
         }
         r = write_inode(w, ino, &inode, e->target);
         if (r < 0)
