@@ -52,7 +52,8 @@ typedef struct nri_plan {
 } nri_plan;
 
 /* One entry of the walk.  Owner is always root:root; mode holds the type and
- * permission bits as in the store. */
+ * permission bits as in the store.  The strings are valid during the
+ * callback only: a visitor that keeps one copies it. */
 typedef struct nri_entry {
         const char *target; /* absolute path in the file system */
         const char *name;   /* its last component (points into target) */

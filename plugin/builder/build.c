@@ -515,7 +515,9 @@ static int create_image(build *b) {
 }
 
 static int finish_image(build *b) {
-        if (fsync(b->fd) < 0 || close(b->fd) < 0) {
+        /* Not synced: see ext4.c.  Nix registers the output as it is; a crash
+         * of the machine before write-back loses it as it loses any output. */
+        if (close(b->fd) < 0) {
                 b->fd = -1;
                 log_error("writing %s: %m", b->partial);
                 return -errno;
@@ -556,10 +558,12 @@ int nri_build(const nri_build_options *o) {
                 r = lay_out(&b);
         if (r >= 0)
                 r = create_image(&b);
-        if (r >= 0)
-                r = write_file_systems(&b);
+        /* The table first: libfdisk fsync()s the image when it writes one,
+         * which costs nothing while the image is still holes. */
         if (r >= 0)
                 r = write_gpt(&b);
+        if (r >= 0)
+                r = write_file_systems(&b);
         if (r >= 0)
                 r = finish_image(&b);
         if (r >= 0) {

@@ -1107,7 +1107,12 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (r < 0)
                 goto out;
 
-        err = ext2fs_close_free(&w.fs);
+        /* No fsync: the image is a build output, and Nix syncs no output
+         * (nor does any other builder); a build that stops before its end
+         * leaves no output at all (build.c renames the image last). */
+        err = ext2fs_close2(w.fs, EXT2_FLAG_FLUSH_NO_SYNC);
+        if (!err)
+                w.fs = NULL; /* freed */
         if (err) {
                 fprintf(stderr, "%s: %s: ext2fs_close2 failed: %s\n", w.what, image_path,
                         error_message(err));

@@ -222,11 +222,25 @@ static void link_map_free(link_map *m) {
 
 /* ---- the walk ---- */
 
+/* Copies by target, for relate_copy(). */
+typedef struct copy_ref {
+        const char *target;
+        size_t index;
+} copy_ref;
+
 typedef struct walk {
         const nri_plan *plan;
         const nri_visitor *v;
         bool open_files; /* false: measuring, the file callback gets fd -1 */
+        /* Every target a later part of the walk can reach again (see
+         * must_record()): a map of all of them would hold every path of the
+         * closure, the builder's largest use of memory. */
         target_map targets;
+        char **norm;        /* each copy's target, normalised ("" for "/") */
+        copy_ref *by_target; /* the copies sorted by norm */
+        bool record_all;    /* the current copy: record every target */
+        const char **later; /* ... or those related to these later targets */
+        size_t n_later, cap_later;
         link_map links;
         size_t next_id;
         strbuf src, tgt; /* the current source and target paths */
@@ -242,6 +256,9 @@ typedef struct frame {
         size_t n, i;
         size_t id;               /* the directory's entry id (0: the root) */
         size_t src_len, tgt_len; /* its paths' lengths in walk.src/tgt */
+        /* The directory was there before this copy reached it, so a name in
+         * it may be taken already; in a directory this copy made, none is. */
+        bool merged;
 } frame;
 
 static void frame_free(frame *f) {
@@ -371,22 +388,66 @@ static int make_parents(walk *w, size_t *ret_parent) {
         return 0;
 }
 
+/* Whether path a (alen bytes) is path b or one of its parents. */
+static bool is_within(const char *a, size_t alen, const char *b, size_t blen) {
+        return alen <= blen && memcmp(a, b, alen) == 0 && (alen == blen || b[alen] == '/');
+}
+
+/* Whether the target w->tgt must go into w->targets.  A target is looked up
+ * again only by a later copy: at that copy's target, at the parents it
+ * makes for it, and inside its tree where it merges into a directory that
+ * was there.  So only what is, or is in, or is a parent of, a later copy's
+ * target is kept; the rest of a closure (every path in the store paths)
+ * never is. */
+static bool must_record(const walk *w) {
+        if (w->record_all)
+                return true;
+        for (size_t i = 0; i < w->n_later; i++) {
+                size_t n = strlen(w->later[i]);
+
+                if (is_within(w->tgt.s, w->tgt.len, w->later[i], n) ||
+                    is_within(w->later[i], n, w->tgt.s, w->tgt.len))
+                        return true;
+        }
+        return false;
+}
+
+/* Gives the entry at w->tgt the next id and its target: kept in slot s,
+ * or (s NULL) the walk's own buffer, valid during the callback. */
+static int add_target(walk *w, target_slot *s, bool dir, nri_entry *e) {
+        e->id = ++w->next_id;
+        e->target = w->tgt.s;
+        if (s) {
+                int r = target_insert(&w->targets, s, w->tgt.s, w->tgt.len, e->id, dir);
+                if (r < 0)
+                        return r;
+                e->target = s->path;
+        }
+        e->name = last_component(e->target);
+        return 0;
+}
+
 /* Visits one source (w->src) at one target (w->tgt), opened relative to
- * dirfd by `name`.  For a directory, *ret_frame is filled for the caller to
- * push (fd >= 0), else its fd is -1. */
-static int visit(walk *w, int dirfd, const char *name, const struct stat *st, size_t parent,
+ * dirfd by `name`.  `fresh`: the target's directory was made by this copy,
+ * so nothing can be at the target yet.  For a directory, *ret_frame is
+ * filled for the caller to push (fd >= 0), else its fd is -1. */
+static int visit(walk *w, int dirfd, const char *name, const struct stat *st, size_t parent, bool fresh,
                  frame *ret_frame) {
         nri_entry e = {.parent = parent, .st = st, .mode = st->st_mode, .source = w->src.s};
-        target_slot *s;
+        target_slot *s = NULL;
+        bool record = must_record(w), exists;
         int r, fd = -1;
 
         *ret_frame = (frame){.fd = -1};
-        r = target_lookup(&w->targets, w->tgt.s, w->tgt.len, &s);
-        if (r < 0)
-                return r;
+        if (!fresh || record) {
+                r = target_lookup(&w->targets, w->tgt.s, w->tgt.len, &s);
+                if (r < 0)
+                        return r;
+        }
+        exists = s && s->path;
 
         if (S_ISDIR(st->st_mode)) {
-                if (s->path && !s->dir)
+                if (exists && !s->dir)
                         return log_error(-EEXIST,
                                          "%s: cannot copy directory %s there, a file is there already",
                                          w->tgt.s, w->src.s);
@@ -398,32 +459,28 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, si
                 }
                 ret_frame->src_len = w->src.len;
                 ret_frame->tgt_len = w->tgt.len;
-                if (s->path) { /* merged into the directory visited before */
+                if (exists) { /* merged into the directory visited before */
                         ret_frame->id = s->id;
+                        ret_frame->merged = true;
                         return 0;
                 }
-                r = target_insert(&w->targets, s, w->tgt.s, w->tgt.len, ++w->next_id, true);
+                r = add_target(w, record ? s : NULL, true, &e);
                 if (r < 0)
                         return r;
-                ret_frame->id = e.id = s->id;
-                e.target = s->path;
-                e.name = last_component(s->path);
+                ret_frame->id = e.id;
                 return w->v->directory ? w->v->directory(w->v->ctx, &e) : 0;
         }
 
-        if (s->path)
+        if (exists)
                 return log_error(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
                                  w->src.s, s->dir ? "a directory" : "a file");
         if (!S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
                 return log_error(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
                                  w->src.s);
 
-        r = target_insert(&w->targets, s, w->tgt.s, w->tgt.len, ++w->next_id, false);
+        r = add_target(w, record ? s : NULL, false, &e);
         if (r < 0)
                 return r;
-        e.id = s->id;
-        e.target = s->path;
-        e.name = last_component(s->path);
 
         if (S_ISLNK(st->st_mode)) {
                 size_t want = (size_t)st->st_size + 2;
@@ -590,7 +647,7 @@ static int walk_tree(walk *w, frame *top) {
                         r = log_errno(-errno, "%s: cannot stat", w->src.s);
                         break;
                 }
-                r = visit(w, f->fd, name, &st, f->id, &child);
+                r = visit(w, f->fd, name, &st, f->id, !f->merged, &child);
                 if (r < 0)
                         break;
                 if (child.fd < 0)
@@ -680,13 +737,14 @@ static int walk_copy(walk *w, const nri_plan_copy *c) {
                 top.id = 0;
                 top.src_len = w->src.len;
                 top.tgt_len = 0;
+                top.merged = true;
                 return walk_tree(w, &top);
         }
 
         r = make_parents(w, &parent);
         if (r < 0)
                 return r;
-        r = visit(w, AT_FDCWD, w->src.s, &st, parent, &top);
+        r = visit(w, AT_FDCWD, w->src.s, &st, parent, false, &top);
         if (r < 0) {
                 frame_free(&top);
                 return r;
@@ -694,6 +752,106 @@ static int walk_copy(walk *w, const nri_plan_copy *c) {
         if (top.fd < 0)
                 return 0;
         return walk_tree(w, &top);
+}
+
+static int cmp_copy_refs(const void *a, const void *b) {
+        const copy_ref *x = a, *y = b;
+        int c = strcmp(x->target, y->target);
+
+        return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Compares the string a with the first n bytes of b taken as a string. */
+static int cmp_prefix(const char *a, const char *b, size_t n) {
+        int c = strncmp(a, b, n);
+
+        return c ? c : a[n] ? 1 : 0; /* equal for n bytes: b's part has no NUL */
+}
+
+/* The first of w->by_target not before b[0..n). */
+static size_t lower_bound(const walk *w, const char *b, size_t n) {
+        const copy_ref *refs = w->by_target;
+        size_t lo = 0, hi = w->plan->n_copies;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (cmp_prefix(refs[mid].target, b, n) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+/* Normalises every copy's target and sorts them, for relate_copy(). */
+static int prepare_copies(walk *w) {
+        size_t n = w->plan->n_copies;
+        copy_ref *refs;
+
+        w->norm = calloc(n ? n : 1, sizeof(*w->norm));
+        refs = calloc(n ? n : 1, sizeof(*refs));
+        w->by_target = refs;
+        if (!w->norm || !refs)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int r = set_target(w, w->plan->copies[i].target);
+
+                if (r < 0)
+                        return r;
+                w->norm[i] = strdup(w->tgt.s);
+                if (!w->norm[i])
+                        return -ENOMEM;
+                refs[i] = (copy_ref){w->norm[i], i};
+        }
+        if (n > 0)
+                qsort(refs, n, sizeof(*refs), cmp_copy_refs);
+        return 0;
+}
+
+/* Which targets of copy i later copies can reach (see must_record()):
+ * all of them if a later copy's target is copy i's target or a parent of
+ * it, else those related to the later targets inside it. */
+static int relate_copy(walk *w, size_t i) {
+        const copy_ref *refs = w->by_target;
+        const char *t = w->norm[i];
+        size_t len = strlen(t), n = w->plan->n_copies;
+
+        w->record_all = false;
+        w->n_later = 0;
+        /* "", each prefix before a slash, and t itself */
+        for (size_t k = 0; k <= len; k++) {
+                if (k < len && t[k] != '/')
+                        continue;
+                for (size_t j = lower_bound(w, t, k); j < n && cmp_prefix(refs[j].target, t, k) == 0; j++)
+                        if (refs[j].index > i) {
+                                w->record_all = true;
+                                return 0;
+                        }
+        }
+        /* t + "/": every target inside t; "/" for the root ("") */
+        if (strbuf_assign(&w->tgt, t) < 0 || strbuf_append(&w->tgt, "/", 1) < 0)
+                return -ENOMEM;
+        for (size_t j = lower_bound(w, w->tgt.s, w->tgt.len);
+             j < n && strncmp(refs[j].target, w->tgt.s, w->tgt.len) == 0; j++) {
+                if (refs[j].index <= i)
+                        continue;
+                if (w->n_later == 16) { /* many: checking each name against all costs more */
+                        w->record_all = true;
+                        return 0;
+                }
+                if (w->n_later == w->cap_later) {
+                        size_t cap = w->cap_later ? w->cap_later * 2 : 4;
+                        const char **p = realloc(w->later, sizeof(*p) * cap);
+
+                        if (!p)
+                                return -ENOMEM;
+                        w->later = p;
+                        w->cap_later = cap;
+                }
+                w->later[w->n_later++] = refs[j].target;
+        }
+        return 0;
 }
 
 static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files) {
@@ -710,11 +868,21 @@ static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files
                 if (r >= 0)
                         r = emit_made_directory(&w, parent, w.tgt.len, &id);
         }
-        for (size_t i = 0; i < plan->n_copies && r >= 0; i++)
-                r = walk_copy(&w, &plan->copies[i]);
+        if (r >= 0)
+                r = prepare_copies(&w);
+        for (size_t i = 0; i < plan->n_copies && r >= 0; i++) {
+                r = relate_copy(&w, i);
+                if (r >= 0)
+                        r = walk_copy(&w, &plan->copies[i]);
+        }
 
         target_map_free(&w.targets);
         link_map_free(&w.links);
+        for (size_t i = 0; w.norm && i < plan->n_copies; i++)
+                free(w.norm[i]);
+        free(w.norm);
+        free(w.by_target);
+        free(w.later);
         free(w.src.s);
         free(w.tgt.s);
         free(w.link.s);

@@ -436,6 +436,67 @@ static void test_walk_order(void) {
         free(t1), free(t2), free(f), free(src);
 }
 
+/* The walk keeps only the targets a later copy can reach again; a later
+ * copy must still find every name an earlier one made where it lands:
+ * deep inside an earlier tree, under a parent of it, past many others. */
+static void test_walk_later_copies(void) {
+        char *src = fmt("%s/later", root), *t = fmt("%s/t", src), *u = fmt("%s/u", src);
+        char *g = fmt("%s/g", src), *p;
+        recorder r = {0};
+        nri_visitor v = {&r, rec_dir, rec_file, rec_symlink, rec_hardlink};
+        nri_plan_copy copies[24];
+        nri_plan plan = {.copies = copies};
+        char *names[21];
+
+        mkdir_p(src, 0755);
+        mkdir_p(t, 0755);
+        p = fmt("%s/d", t), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/d/e", t), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/d/e/f", t), write_file(p, "f", 1, 0644), free(p);
+        p = fmt("%s/d/e/k", t), write_file(p, "k", 1, 0644), free(p);
+        mkdir_p(u, 0755);
+        p = fmt("%s/e", u), mkdir_p(p, 0755), free(p);
+        p = fmt("%s/e/f", u), write_file(p, "F", 1, 0644), free(p);
+        write_file(g, "g", 1, 0644);
+
+        /* u merges into t's d, and its e/f is t's d/e/f. */
+        copies[0] = (nri_plan_copy){.source = t, .target = "/x"};
+        copies[1] = (nri_plan_copy){.source = u, .target = "/x/d"};
+        plan.n_copies = 2;
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        /* A file at a name deep in an earlier tree, a directory over a file. */
+        copies[1] = (nri_plan_copy){.source = g, .target = "/x/d/e/k"};
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        copies[1] = (nri_plan_copy){.source = u, .target = "/x/d/e/k"};
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        /* Into a directory of the earlier tree: merged, once. */
+        r.len = 0;
+        copies[1] = (nri_plan_copy){.source = g, .target = "/x/d/e/g"};
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        CHECK_STR(r.log, "D /x 755 #1<0\nD /x/d 755 #2<1\nD /x/d/e 755 #3<2\nF /x/d/e/f 644 1\n"
+                         "F /x/d/e/k 644 1\nF /x/d/e/g 644 1\n");
+        /* A tree copied to / under twenty later copies (more than the walk
+         * checks name by name), the last of them onto one of its files. */
+        for (size_t i = 1; i < 21; i++) {
+                names[i] = fmt("/n%02zu", i);
+                copies[i] = (nri_plan_copy){.source = g, .target = names[i]};
+        }
+        copies[0] = (nri_plan_copy){.source = t, .target = "/"};
+        copies[21] = (nri_plan_copy){.source = g, .target = "/d/e/f"};
+        plan.n_copies = 22;
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        copies[21] = (nri_plan_copy){.source = g, .target = "/d/e/z"};
+        CHECK(nri_plan_walk(&plan, &v) == 0);
+        /* An earlier copy reached by a later one at a parent of its target. */
+        copies[0] = (nri_plan_copy){.source = g, .target = "/p/q/r"};
+        copies[1] = (nri_plan_copy){.source = g, .target = "/p/q"};
+        plan.n_copies = 2;
+        CHECK(nri_plan_walk(&plan, &v) == -EEXIST);
+        for (size_t i = 1; i < 21; i++)
+                free(names[i]);
+        free(src), free(t), free(u), free(g);
+}
+
 static int count_entry(void *ctx, const nri_entry *e) {
         size_t *n = ctx;
 
@@ -1032,6 +1093,7 @@ int main(void) {
 
         test_labels();
         test_walk_order();
+        test_walk_later_copies();
         test_walk_deep();
         test_ext4_content();
         test_ext4_like_mkfs();
