@@ -53,6 +53,10 @@ typedef struct nri_ext4_options {
          * so far (bytes as in the plan, holes included). */
         void (*progress)(void *ctx, uint64_t files, uint64_t bytes);
         void *progress_ctx;
+        /* The plan's files known to hold no block of zeros (from
+         * nri_plan_measure()), copied without being read here; NULL: every
+         * file is read, and its blocks of zeros become holes. */
+        const nri_plan_dense *dense;
 } nri_ext4_options;
 
 /* systemd-repart 252's mangle_linux_fs_label(label, 16): the longest prefix

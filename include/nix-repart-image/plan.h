@@ -100,7 +100,7 @@ typedef struct nri_visitor {
 int nri_plan_walk(const nri_plan *plan, const nri_visitor *v);
 
 /* Totals of a plan, for Minimize=guess and progress: what the walk would
- * visit, without opening any file.  Hard links count once in `files` and the
+ * visit.  Hard links count once in `files` and the
  * sizes (and in `hardlinks`); unless the plan ignores them. */
 typedef struct nri_plan_stats {
         uint64_t files, directories, symlinks, hardlinks;
@@ -118,5 +118,22 @@ typedef struct nri_plan_stats {
         uint64_t long_symlinks;
 } nri_plan_stats;
 
-/* 0 or a negative errno, logged as nri_plan_walk() logs. */
-int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret);
+/* The regular files measuring found no block of zeros in (nor a hole), by
+ * entry id (the walk gives the same ids every time): a writer that would
+ * read a file only to find such blocks can have the kernel copy these
+ * instead (ext4.c, with copy_file_range()).  A bit per id. */
+typedef struct nri_plan_dense {
+        uint8_t *bits;
+        size_t n_ids;
+} nri_plan_dense;
+
+static inline bool nri_plan_dense_has(const nri_plan_dense *d, size_t id) {
+        return d && id < d->n_ids && (d->bits[id / 8] >> (id % 8) & 1);
+}
+
+void nri_plan_dense_free(nri_plan_dense *d);
+
+/* Reads every file once (to count its blocks of zeros).  `dense`, unless
+ * NULL, gets the files that have none; free it with nri_plan_dense_free().
+ * 0 or a negative errno, logged as nri_plan_walk() logs. */
+int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *dense);

@@ -31,6 +31,9 @@ typedef struct build {
         nri_spec *spec;
         nri_plan *plans;         /* one per partition */
         nri_layout_part *layout; /* one per partition */
+        /* One per partition: its files with no block of zeros, found while
+         * measuring (ext4 with Minimize=guess), so not read a second time. */
+        nri_plan_dense *dense;
         nri_layout_disk disk;
         const char *image;   /* $out/<imageFile> */
         const char *partial; /* where it is written until complete */
@@ -137,7 +140,8 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
 /* ---- sizes -------------------------------------------------------------- */
 
 /* The smallest size the partition's file system and content need. */
-static int content_min(build *b, const nri_partition *p, const nri_plan *plan, uint64_t *ret) {
+static int content_min(build *b, size_t i, uint64_t *ret) {
+        const nri_partition *p = &b->spec->partitions[i];
         nri_plan_stats st;
         int r;
 
@@ -146,7 +150,7 @@ static int content_min(build *b, const nri_partition *p, const nri_plan *plan, u
                 *ret = NRI_EXT4_MIN_SIZE;
         if (p->minimize != NRI_MINIMIZE_GUESS)
                 return 0;
-        r = nri_plan_measure(plan, &st);
+        r = nri_plan_measure(&b->plans[i], &st, p->format == NRI_FORMAT_EXT4 ? &b->dense[i] : NULL);
         if (r < 0) {
                 log_error("partition %s: cannot read its content: %s", partition_name(p), strerror(-r));
                 return r;
@@ -171,6 +175,7 @@ static int lay_out(build *b) {
         int r;
 
         b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
+        b->dense = nri_alloc(b->a, sizeof(nri_plan_dense) * b->spec->n_partitions);
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
                 const nri_partition *p = &b->spec->partitions[i];
                 nri_layout_part *l = &b->layout[i];
@@ -184,7 +189,7 @@ static int lay_out(build *b) {
                         .padding_weight = p->padding_weight,
                         .priority = p->priority,
                 };
-                r = content_min(b, p, &b->plans[i], &l->content_min);
+                r = content_min(b, i, &l->content_min);
                 if (r < 0)
                         return r;
         }
@@ -210,7 +215,10 @@ static void progress(void *ctx, uint64_t files, uint64_t bytes) {
                         partition_name(p), files, bytes >> 20);
 }
 
-static int write_ext4(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
+static int write_ext4(build *b, size_t i) {
+        const nri_partition *p = &b->spec->partitions[i];
+        const nri_layout_part *l = &b->layout[i];
+        const nri_plan *plan = &b->plans[i];
         nri_ext4_options o = {
                 .uuid = p->fs_uuid,
                 .label = p->label,
@@ -218,6 +226,7 @@ static int write_ext4(build *b, const nri_partition *p, const nri_layout_part *l
                 .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
                 .progress = b->o->verbose ? progress : NULL,
                 .progress_ctx = (void *)p,
+                .dense = &b->dense[i],
         };
 
         /* systemd-repart leaves the directory hash seed to mke2fs, which
@@ -252,7 +261,7 @@ static int write_file_systems(build *b) {
                         fprintf(stderr, "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64 "\n",
                                 partition_name(p), nri_format_to_string(p->format), l->size, l->offset);
                 if (p->format == NRI_FORMAT_EXT4)
-                        r = write_ext4(b, p, l, &b->plans[i]);
+                        r = write_ext4(b, i);
                 else if (p->format == NRI_FORMAT_VFAT)
                         r = write_vfat(b, p, l, &b->plans[i]);
                 if (r == -ENOSPC && p->minimize == NRI_MINIMIZE_OFF)
@@ -581,6 +590,8 @@ int nri_build(const nri_build_options *o) {
                 unlink(b.partial);
         if (r < 0 && b.image && !b.partial)
                 remove_outputs(&b);
+        for (size_t i = 0; b.dense && i < b.spec->n_partitions; i++)
+                nri_plan_dense_free(&b.dense[i]);
         if (r >= 0 && o->verbose)
                 fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image, b.disk.image_size);
         nri_arena_free(b.a);

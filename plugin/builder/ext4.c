@@ -241,6 +241,7 @@ typedef struct writer {
         char *dcbuf;
         uint64_t dc_tick;
         uint64_t files, bytes;
+        bool copy_file_range; /* false once the kernel refused it */
 } writer;
 
 static int log_ext2(const writer *w, errcode_t err, const char *call, const char *path) {
@@ -405,9 +406,52 @@ static errcode_t extent_add(extent_map *m, blk64_t lblk, blk64_t pblk, blk64_t l
         return 0;
 }
 
+/* Copies n bytes of the source file at src_off to the image at dst_off: in
+ * the kernel (copy_file_range()), or, where it cannot (another file system
+ * on an older kernel, a seccomp filter), through the buffer. */
+static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n) {
+        while (n > 0) {
+                size_t chunk = n < COPY_BUFFER ? n : COPY_BUFFER;
+                ssize_t k;
+
+                if (w->copy_file_range) {
+                        loff_t in = (loff_t)src_off, out = (loff_t)dst_off;
+
+                        k = copy_file_range(fd, &in, w->fd, &out, n < SSIZE_MAX ? n : SSIZE_MAX, 0);
+                        if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
+                                      errno == ENOSYS || errno == EPERM)) {
+                                w->copy_file_range = false;
+                                continue;
+                        }
+                } else {
+                        k = pread(fd, w->buf, chunk, (off_t)src_off);
+                        if (k > 0) {
+                                int r = pwrite_full(w->fd, w->buf, (size_t)k, dst_off);
+
+                                if (r < 0)
+                                        return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                        }
+                }
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return log_errno(w, -errno, "%s: cannot copy %s into %s", e->source, e->target,
+                                         w->image);
+                if (k == 0)
+                        return log_errno(w, -ESTALE, "%s: shorter than its size %" PRIu64 ", changed while being read",
+                                         e->source, e->size);
+                src_off += k;
+                dst_off += k;
+                n -= k;
+        }
+        return 0;
+}
+
 /* Writes `count` blocks at logical block `lblk` of a file: into as few
- * contiguous ranges as the free space allows, starting at the goal. */
-static int write_run(writer *w, const nri_entry *e, extent_map *m, struct ext2_inode_large *inode,
+ * contiguous ranges as the free space allows, starting at the goal.  Their
+ * bytes are `data`, or, when it is NULL, the file's own at the same place
+ * (read from fd, up to its size: the rest of the last block stays zeros). */
+static int write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struct ext2_inode_large *inode,
                      blk64_t lblk, const char *data, blk64_t count) {
         while (count > 0) {
                 blk64_t pblk, plen;
@@ -420,9 +464,19 @@ static int write_run(writer *w, const nri_entry *e, extent_map *m, struct ext2_i
                 if (plen > count)
                         plen = count;
                 ext2fs_block_alloc_stats_range(w->fs, pblk, plen, +1);
-                r = pwrite_full(w->fd, data, plen * BLOCK, w->offset + pblk * BLOCK);
-                if (r < 0)
-                        return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                if (data) {
+                        r = pwrite_full(w->fd, data, plen * BLOCK, w->offset + pblk * BLOCK);
+                        if (r < 0)
+                                return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                        data += plen * BLOCK;
+                } else {
+                        uint64_t from = lblk * BLOCK, n = plen * BLOCK;
+
+                        r = copy_bytes(w, e, fd, from, w->offset + pblk * BLOCK,
+                                       e->size - from < n ? e->size - from : n);
+                        if (r < 0)
+                                return r;
+                }
                 err = extent_add(m, lblk, pblk, plen);
                 if (!err)
                         err = ext2fs_iblk_add_blocks(w->fs, (struct ext2_inode *)inode, plen);
@@ -430,7 +484,6 @@ static int write_run(writer *w, const nri_entry *e, extent_map *m, struct ext2_i
                         return log_ext2(w, err, "ext2fs_extent_insert", e->target);
                 w->goal = pblk + plen;
                 lblk += plen;
-                data += plen * BLOCK;
                 count -= plen;
         }
         return 0;
@@ -479,7 +532,7 @@ static int copy_range(writer *w, const nri_entry *e, int fd, extent_map *m, stru
                         }
                         for (run = 1; b + run < blocks && !block_is_zero(w->buf + (b + run) * BLOCK); run++)
                                 ;
-                        r = write_run(w, e, m, inode, pos / BLOCK + b, w->buf + b * BLOCK, run);
+                        r = write_run(w, e, fd, m, inode, pos / BLOCK + b, w->buf + b * BLOCK, run);
                         if (r < 0)
                                 return r;
                         b += run;
@@ -812,7 +865,10 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         if (err)
                 return log_ext2(w, err, "ext2fs_extent_open2", e->target);
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        r = copy_data(w, e, fd, &m, &inode);
+        if (nri_plan_dense_has(w->o->dense, e->id)) /* no need to look for zeros */
+                r = write_run(w, e, fd, &m, &inode, 0, NULL, (e->size + BLOCK - 1) / BLOCK);
+        else
+                r = copy_data(w, e, fd, &m, &inode);
         if (r >= 0) {
                 err = extent_flush(&m);
                 if (err)
@@ -1008,7 +1064,13 @@ static int clear_range(writer *w, uint64_t size) {
 int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const nri_ext4_options *o,
                    const nri_plan *plan) {
         writer w = {
-            .o = o, .what = o->what ? o->what : "ext4", .image = image_path, .fd = -1, .offset = offset};
+            .o = o,
+            .what = o->what ? o->what : "ext4",
+            .image = image_path,
+            .fd = -1,
+            .offset = offset,
+            .copy_file_range = true,
+        };
         struct ext2fs_journal_params jp;
         nri_visitor v = {
             .ctx = &w,

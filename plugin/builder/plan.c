@@ -895,6 +895,11 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
 
 /* ---- measuring: a visitor that counts ---- */
 
+typedef struct counter {
+        nri_plan_stats st;
+        nri_plan_dense *dense;
+} counter;
+
 static void count_name(nri_plan_stats *st, const nri_entry *e) {
         size_t len = strlen(e->name);
 
@@ -906,7 +911,7 @@ static void count_name(nri_plan_stats *st, const nri_entry *e) {
 }
 
 static int count_directory(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = ctx;
+        nri_plan_stats *st = &((counter *)ctx)->st;
 
         st->directories++;
         count_name(st, e);
@@ -946,23 +951,49 @@ static int count_data_blocks(const nri_entry *e, int fd, uint64_t *ret) {
         return 0;
 }
 
+static int set_dense(nri_plan_dense *d, size_t id) {
+        if (id >= d->n_ids) {
+                size_t n = d->n_ids ? d->n_ids : 4096;
+                uint8_t *p;
+
+                while (n <= id)
+                        n *= 2;
+                p = realloc(d->bits, n / 8);
+                if (!p)
+                        return -ENOMEM;
+                memset(p + d->n_ids / 8, 0, (n - d->n_ids) / 8);
+                d->bits = p;
+                d->n_ids = n;
+        }
+        d->bits[id / 8] |= (uint8_t)(1u << (id % 8));
+        return 0;
+}
+
+void nri_plan_dense_free(nri_plan_dense *d) {
+        free(d->bits);
+        *d = (nri_plan_dense){0};
+}
+
 static int count_file(void *ctx, const nri_entry *e, int fd) {
-        nri_plan_stats *st = ctx;
-        uint64_t data = 0;
+        counter *c = ctx;
+        nri_plan_stats *st = &c->st;
+        uint64_t data = 0, blocks = (e->size + 4095) / 4096;
         int r = count_data_blocks(e, fd, &data);
 
         if (r < 0)
                 return r;
+        if (c->dense && data == blocks && (r = set_dense(c->dense, e->id)) < 0)
+                return r;
         st->files++;
         st->bytes += e->size;
-        st->blocks_4k += (e->size + 4095) / 4096;
+        st->blocks_4k += blocks;
         st->data_blocks_4k += data;
         count_name(st, e);
         return 0;
 }
 
 static int count_symlink(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = ctx;
+        nri_plan_stats *st = &((counter *)ctx)->st;
 
         st->symlinks++;
         if (e->size >= 60)
@@ -972,17 +1003,17 @@ static int count_symlink(void *ctx, const nri_entry *e) {
 }
 
 static int count_hardlink(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = ctx;
+        nri_plan_stats *st = &((counter *)ctx)->st;
 
         st->hardlinks++;
         count_name(st, e);
         return 0;
 }
 
-int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret) {
-        nri_plan_stats st = {0};
+int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *dense) {
+        counter c = {.dense = dense};
         nri_visitor v = {
-            .ctx = &st,
+            .ctx = &c,
             .directory = count_directory,
             .file = count_file,
             .symlink = count_symlink,
@@ -990,9 +1021,14 @@ int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret) {
         };
         int r;
 
+        if (dense)
+                *dense = (nri_plan_dense){0};
         r = walk_plan(plan, &v, true); /* count_file reads the data */
-        if (r < 0)
+        if (r < 0) {
+                if (dense)
+                        nri_plan_dense_free(dense);
                 return r;
-        *ret = st;
+        }
+        *ret = c.st;
         return 0;
 }
