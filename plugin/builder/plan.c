@@ -265,8 +265,14 @@ static void frame_free(frame *f) {
         if (f->fd >= 0)
                 close(f->fd);
         for (size_t i = 0; i < f->n; i++)
-                free(f->names[i]);
+                free(f->names[i] - 1);
         free(f->names);
+}
+
+/* readdir()'s d_type of a name, kept in the byte before it (DT_UNKNOWN
+ * where the file system gives none). */
+static unsigned char name_type(const char *name) {
+        return (unsigned char)name[-1];
 }
 
 static int cmp_names(const void *a, const void *b) {
@@ -315,12 +321,16 @@ static int frame_open(frame *f, int dirfd, const char *name, const char *path) {
                         }
                         f->names = p;
                 }
-                f->names[f->n] = strdup(de->d_name);
-                if (!f->names[f->n]) {
+                size_t len = strlen(de->d_name);
+                char *p = malloc(len + 2);
+
+                if (!p) {
                         closedir(d);
                         return -ENOMEM;
                 }
-                f->n++;
+                p[0] = (char)de->d_type;
+                memcpy(p + 1, de->d_name, len + 1);
+                f->names[f->n++] = p + 1;
         }
         if (errno) {
                 int r = -errno;
@@ -427,12 +437,32 @@ static int add_target(walk *w, target_slot *s, bool dir, nri_entry *e) {
         return 0;
 }
 
+/* A name readdir() says is a regular file, when the walk reads files:
+ * opened, and *st its fstat(), without the lstat() visit() would need
+ * first (a system call less per file).  -1 (errno kept) where that does not
+ * hold, for the caller to lstat() the name and go the usual way. */
+static int open_regular(const walk *w, int dirfd, const char *name, struct stat *st) {
+        int fd;
+
+        if (!w->open_files || name_type(name) != DT_REG)
+                return -1;
+        fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -1;
+        if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
 /* Visits one source (w->src) at one target (w->tgt), opened relative to
- * dirfd by `name`.  `fresh`: the target's directory was made by this copy,
- * so nothing can be at the target yet.  For a directory, *ret_frame is
- * filled for the caller to push (fd >= 0), else its fd is -1. */
-static int visit(walk *w, int dirfd, const char *name, const struct stat *st, size_t parent, bool fresh,
-                 frame *ret_frame) {
+ * dirfd by `name`.  `opened`: the source, a regular file, already open (st
+ * its fstat()), or -1.  `fresh`: the target's directory was made by this
+ * copy, so nothing can be at the target yet.  For a directory, *ret_frame
+ * is filled for the caller to push (fd >= 0), else its fd is -1. */
+static int visit(walk *w, int dirfd, const char *name, const struct stat *st, int opened, size_t parent,
+                 bool fresh, frame *ret_frame) {
         nri_entry e = {.parent = parent, .st = st, .mode = st->st_mode, .source = w->src.s};
         target_slot *s = NULL;
         bool record = must_record(w), exists;
@@ -515,7 +545,9 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, si
         /* A regular file. */
         struct stat fst;
 
-        if (w->open_files) {
+        if (opened >= 0) {
+                fd = opened;
+        } else if (w->open_files) {
                 fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
                         return log_errno(-errno, "%s: cannot open", w->src.s);
@@ -561,7 +593,7 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, si
         }
         r = w->v->file ? w->v->file(w->v->ctx, &e, fd) : 0;
 out:
-        if (fd >= 0)
+        if (fd >= 0 && fd != opened) /* the caller closes its own */
                 close(fd);
         return r;
 }
@@ -624,6 +656,7 @@ static int walk_tree(walk *w, frame *top) {
                 struct stat st;
                 frame child;
                 const char *name;
+                int fd;
 
                 if (f->i == f->n) {
                         frame_free(f);
@@ -643,11 +676,14 @@ static int walk_tree(walk *w, frame *top) {
                     (r = strbuf_append(&w->tgt, "/", 1)) < 0 ||
                     (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
                         break;
-                if (fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                fd = open_regular(w, f->fd, name, &st);
+                if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         r = log_errno(-errno, "%s: cannot stat", w->src.s);
                         break;
                 }
-                r = visit(w, f->fd, name, &st, f->id, !f->merged, &child);
+                r = visit(w, f->fd, name, &st, fd, f->id, !f->merged, &child);
+                if (fd >= 0)
+                        close(fd);
                 if (r < 0)
                         break;
                 if (child.fd < 0)
@@ -744,7 +780,7 @@ static int walk_copy(walk *w, const nri_plan_copy *c) {
         r = make_parents(w, &parent);
         if (r < 0)
                 return r;
-        r = visit(w, AT_FDCWD, w->src.s, &st, parent, false, &top);
+        r = visit(w, AT_FDCWD, w->src.s, &st, -1, parent, false, &top);
         if (r < 0) {
                 frame_free(&top);
                 return r;
@@ -928,9 +964,12 @@ static int count_data_blocks(const nri_entry *e, int fd, uint64_t *ret) {
         static uint8_t buf[CHUNK];
         static const uint8_t zero[4096];
         uint64_t n = 0;
+        /* Where the blocks the file has cover its size, it has no hole to
+         * skip: no lseek() (a system call per file) to find them. */
+        bool holes = (uint64_t)e->st->st_blocks * 512 < e->size;
 
         for (uint64_t off = 0; off < e->size; off += CHUNK) {
-                off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+                off_t data = holes ? lseek(fd, (off_t)off, SEEK_DATA) : (off_t)off;
                 ssize_t got;
 
                 if (data < 0 && errno == ENXIO)
