@@ -24,6 +24,7 @@
 #include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
 #include <ext2fs/ext2fs.h>
+#include <ext2fs/ext3_extents.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -334,12 +335,93 @@ static int write_inode(writer *w, ext2_ino_t ino, struct ext2_inode_large *inode
         return err ? log_ext2(w, err, "ext2fs_write_inode_full", path) : 0;
 }
 
+/* Maps the extents of a new inode in order.  Up to INODE_EXTENTS of them
+ * fit in the inode itself (most files have one): those are kept here and
+ * put in the inode by extent_finish(), as libext2fs would put them, without
+ * its extent handle, which writes the inode (reading its table block first)
+ * at every insert.  One more moves them all into the library's tree. */
+#define INODE_EXTENTS 4 /* (sizeof(i_block) - header) / extent */
+
+typedef struct extent_map {
+        ext2_filsys fs;
+        ext2_ino_t ino;
+        struct ext2_inode_large *inode;
+        ext2_extent_handle_t h; /* NULL while the extents fit in the inode */
+        struct ext2fs_extent in_inode[INODE_EXTENTS];
+        size_t n_in_inode;
+        struct ext2fs_extent cur; /* not mapped yet (e_len 0: none) */
+} extent_map;
+
+static extent_map extent_map_new(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode_large *inode) {
+        return (extent_map){.fs = fs, .ino = ino, .inode = inode};
+}
+
+static errcode_t extent_insert(extent_map *m, const struct ext2fs_extent *ex, bool first) {
+        errcode_t err = ext2fs_extent_insert(m->h, first ? 0 : EXT2_EXTENT_INSERT_AFTER,
+                                             (struct ext2fs_extent *)ex);
+
+        return err ? err : ext2fs_extent_fix_parents(m->h);
+}
+
+static errcode_t extent_flush(extent_map *m) {
+        errcode_t err;
+
+        if (m->cur.e_len == 0)
+                return 0;
+        if (!m->h && m->n_in_inode < INODE_EXTENTS) {
+                m->in_inode[m->n_in_inode++] = m->cur;
+                m->cur.e_len = 0;
+                return 0;
+        }
+        if (!m->h) { /* a fifth: the library's tree from here on */
+                err = ext2fs_extent_open2(m->fs, m->ino, (struct ext2_inode *)m->inode, &m->h);
+                for (size_t i = 0; !err && i < m->n_in_inode; i++)
+                        err = extent_insert(m, &m->in_inode[i], i == 0);
+                if (err)
+                        return err;
+        }
+        err = extent_insert(m, &m->cur, false);
+        m->cur.e_len = 0;
+        return err;
+}
+
+/* The last extent, and the extents into the inode: the header and entries
+ * ext2fs_extent_open2() and ext2fs_extent_insert() would write there. */
+static errcode_t extent_finish(extent_map *m) {
+        struct ext3_extent_header *eh = (struct ext3_extent_header *)m->inode->i_block;
+        struct ext3_extent *x = (struct ext3_extent *)(eh + 1);
+        errcode_t err = extent_flush(m);
+
+        if (err || m->h)
+                return err;
+        memset(m->inode->i_block, 0, sizeof(m->inode->i_block));
+        eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
+        eh->eh_entries = ext2fs_cpu_to_le16((uint16_t)m->n_in_inode);
+        eh->eh_max = ext2fs_cpu_to_le16(INODE_EXTENTS);
+        eh->eh_depth = 0;
+        for (size_t i = 0; i < m->n_in_inode; i++) {
+                const struct ext2fs_extent *e = &m->in_inode[i];
+
+                x[i].ee_block = ext2fs_cpu_to_le32((uint32_t)e->e_lblk);
+                x[i].ee_len = ext2fs_cpu_to_le16((uint16_t)e->e_len);
+                x[i].ee_start = ext2fs_cpu_to_le32((uint32_t)e->e_pblk);
+                x[i].ee_start_hi = ext2fs_cpu_to_le16((uint16_t)(e->e_pblk >> 32));
+        }
+        m->inode->i_flags |= EXT4_EXTENTS_FL;
+        return 0;
+}
+
+static void extent_map_free(extent_map *m) {
+        if (m->h)
+                ext2fs_extent_free(m->h);
+        m->h = NULL;
+}
+
 /* Allocates the next block and maps it as the inode's only extent (block 0):
  * a directory's first block, a long symlink's target. */
 static int map_one_block(writer *w, ext2_ino_t ino, struct ext2_inode_large *inode, const char *path,
                          blk64_t *ret) {
-        ext2_extent_handle_t h;
-        struct ext2fs_extent ex;
+        extent_map m = extent_map_new(w->fs, ino, inode);
         blk64_t blk;
         errcode_t err;
 
@@ -349,37 +431,13 @@ static int map_one_block(writer *w, ext2_ino_t ino, struct ext2_inode_large *ino
         ext2fs_block_alloc_stats2(w->fs, blk, +1);
         w->goal = blk + 1;
         ext2fs_iblk_set(w->fs, (struct ext2_inode *)inode, 1);
-        err = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)inode, &h);
-        if (err)
-                return log_ext2(w, err, "ext2fs_extent_open2", path);
-        ex = (struct ext2fs_extent){.e_lblk = 0, .e_pblk = blk, .e_len = 1};
-        err = ext2fs_extent_insert(h, 0, &ex);
-        ext2fs_extent_free(h);
+        m.cur = (struct ext2fs_extent){.e_lblk = 0, .e_pblk = blk, .e_len = 1};
+        err = extent_finish(&m);
+        extent_map_free(&m);
         if (err)
                 return log_ext2(w, err, "ext2fs_extent_insert", path);
         *ret = blk;
         return 0;
-}
-
-
-/* Maps the extents of a new inode in order. */
-typedef struct extent_map {
-        ext2_extent_handle_t h;
-        struct ext2fs_extent cur; /* not inserted yet (e_len 0: none) */
-        bool any;
-} extent_map;
-
-static errcode_t extent_flush(extent_map *m) {
-        errcode_t err;
-
-        if (m->cur.e_len == 0)
-                return 0;
-        err = ext2fs_extent_insert(m->h, m->any ? EXT2_EXTENT_INSERT_AFTER : 0, &m->cur);
-        if (!err)
-                err = ext2fs_extent_fix_parents(m->h);
-        m->any = true;
-        m->cur.e_len = 0;
-        return err;
 }
 
 static errcode_t extent_add(extent_map *m, blk64_t lblk, blk64_t pblk, blk64_t len) {
@@ -846,7 +904,7 @@ static int on_directory(void *ctx, const nri_entry *e) {
 static int on_file(void *ctx, const nri_entry *e, int fd) {
         writer *w = ctx;
         struct ext2_inode_large inode;
-        extent_map m = {0};
+        extent_map m;
         ext2_ino_t ino;
         errcode_t err;
         node *n;
@@ -861,20 +919,18 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         err = ext2fs_inode_size_set(w->fs, (struct ext2_inode *)&inode, e->size);
         if (err)
                 return log_ext2(w, err, "ext2fs_inode_size_set", e->target);
-        err = ext2fs_extent_open2(w->fs, ino, (struct ext2_inode *)&inode, &m.h);
-        if (err)
-                return log_ext2(w, err, "ext2fs_extent_open2", e->target);
+        m = extent_map_new(w->fs, ino, &inode);
         (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         if (nri_plan_dense_has(w->o->dense, e->id)) /* no need to look for zeros */
                 r = write_run(w, e, fd, &m, &inode, 0, NULL, (e->size + BLOCK - 1) / BLOCK);
         else
                 r = copy_data(w, e, fd, &m, &inode);
         if (r >= 0) {
-                err = extent_flush(&m);
+                err = extent_finish(&m);
                 if (err)
                         r = log_ext2(w, err, "ext2fs_extent_insert", e->target);
         }
-        ext2fs_extent_free(m.h);
+        extent_map_free(&m);
         if (r < 0)
                 return r;
         r = write_inode(w, ino, &inode, e->target);
