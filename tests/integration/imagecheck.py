@@ -346,7 +346,10 @@ def vfat_listing(path, part: Partition) -> dict:
 
 
 def vfat_read(path, part: Partition, name: str) -> bytes:
-    return run("mtype", "-i", f"{path}@@{part.offset}", "::" + name).stdout
+    # mtools reads each component as a pattern, where "[" opens a range and
+    # "\\" quotes ("*", "?" and "\\" are not in FAT names).
+    quoted = re.sub(r"([\[\]])", r"\\\1", name)
+    return run("mtype", "-i", f"{path}@@{part.offset}", "::" + quoted).stdout
 
 
 def vfat_tree(path, part: Partition) -> dict:
