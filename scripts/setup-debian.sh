@@ -24,6 +24,8 @@ packages=(
   systemd systemd-container zstd xz-utils
   # tests with the sandbox on: /bin/sh for the test packages, and strace
   busybox-static strace
+  # the builder under valgrind (tests/integration/test_valgrind.py)
+  valgrind
   # the bootable examples and the boot test: Debian's kernel, systemd's EFI
   # stub, objcopy for the UKI, cpio for the initrd, QEMU and OVMF
   linux-image-amd64 systemd-boot-efi binutils cpio qemu-system-x86 ovmf

@@ -3,6 +3,11 @@
 Each test gets a fresh Nix configuration directory (NIX_CONF_DIR) so that
 nothing on the machine decides whether the plugin is loaded; the store is the
 machine's /nix/store, used single-user as root.
+
+Every image a test builds is checked with imagecheck.check_image() (sfdisk,
+sgdisk -v, e2fsck -fn, fsck.vfat -n, systemd-dissect): by the test where it
+reads the image back, else by the autouse fixture every_image_is_checked
+after the test passed (see imagecheck.py).
 """
 import json
 import os
@@ -101,6 +106,8 @@ class Nix:
             e.update(env)
         proc = subprocess.run(list(args), env=e, input=input, capture_output=True,
                               text=True, timeout=timeout, cwd=self.dir)
+        if "nix-build" in map(os.path.basename, map(str, args)) or "build" in args:
+            BUILT_OUTPUTS.update(STORE_PATH.findall(proc.stdout or ""))
         return NixResult(proc)
 
     def eval(self, expr: str, *extra, strict=True, json_out=True) -> NixResult:
@@ -125,6 +132,37 @@ class Nix:
         r = self.run("nix", "show-derivation", drv)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)[drv]
+
+
+# ---- every image a test builds is checked (imagecheck.py) -------------------
+
+STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[^\s\"',\]}]+")
+# The store paths the build commands of the running test printed.
+BUILT_OUTPUTS = set()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(autouse=True)
+def every_image_is_checked(request, tmp_path):
+    """After a test that passed: check_image() on every image of ours that it
+    built (nix-build / nix build outputs, and the builder run by hand under
+    tmp_path) and did not check itself.  sgdisk -v, e2fsck -fn, fsck.vfat -n
+    and the rest must find nothing."""
+    import imagecheck
+
+    BUILT_OUTPUTS.clear()
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or not rep.passed:
+        return
+    outputs = sorted(p for p in BUILT_OUTPUTS if os.path.isdir(p))
+    imagecheck.check_unchecked(outputs + [str(tmp_path)], tmp_path)
 
 
 @pytest.fixture

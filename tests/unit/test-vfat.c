@@ -756,9 +756,21 @@ static void test_refusals(void) {
         c[1] = (nri_plan_copy){f, "/EFI/Boot/X"};
         refuse("case of a file", &plan, 16 * MiB, -EINVAL,
                "'/EFI/Boot/x' and '/EFI/Boot/X' differ only in case");
-        c[1] = (nri_plan_copy){f, "/EFI/Boot/É"};
-        c[0] = (nri_plan_copy){f, "/EFI/Boot/é"};
+        c[1] = (nri_plan_copy){f, "/EFI/Boot/É file"};
+        c[0] = (nri_plan_copy){f, "/EFI/Boot/é file"};
         refuse("case outside ASCII", &plan, 16 * MiB, -EINVAL, "differ only in case");
+        plan.n_copies = 1;
+
+        /* Names mtools would change on the way: outside the BMP, and 8.3
+         * names outside ASCII (kept as a short name only, in code page 437). */
+        c[0] = (nri_plan_copy){f, "/smile \xf0\x9f\x98\x80"};
+        refuse("outside the BMP", &plan, 16 * MiB, -EINVAL, "'/smile \xf0\x9f\x98\x80': mtools cannot write "
+               "characters outside the Basic Multilingual Plane (here U+1F600)");
+        c[0] = (nri_plan_copy){f, "/EFI/\xc3\xbc" "ber"};
+        refuse("8.3 outside ASCII", &plan, 16 * MiB, -EINVAL, "'/EFI/\xc3\xbc" "ber': a name that fits 8.3");
+        c[0] = (nri_plan_copy){f, "/\xc5\x82.txt"};
+        refuse("8.3 outside ASCII, with an extension", &plan, 16 * MiB, -EINVAL, "a name that fits 8.3");
+        plan.n_copies = 2;
         dirs[0] = "/Loader";
         plan.directories = dirs;
         plan.n_directories = 1;
