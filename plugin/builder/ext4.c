@@ -5,9 +5,13 @@
  * mkfs.ext4 command line and Debian's mke2fs.conf give), then filled the way
  * misc/create_inode.c fills one, with three differences:
  *   - file data does not go through ext2fs_file_write() block by block: each
- *     run of non-zero blocks gets a contiguous range from ext2fs_new_range(),
- *     is written there with one pwrite() on our own descriptor of the image,
- *     and is mapped with one extent;
+ *     run of non-zero blocks gets a contiguous range from ext2fs_new_range()
+ *     and is mapped with one extent (up to four put in the inode directly);
+ *     the bytes go there on our own descriptor of the image: a file
+ *     measuring found no block of zeros in is copied by the kernel
+ *     (copy_file_range()), on a worker thread while the walk goes on
+ *     (worker.h), the others are read here to find their zeros and written
+ *     with pwrite();
  *   - names are appended to the last block of their directory instead of
  *     ext2fs_link()'s scan of every block (the walk never makes a name
  *     twice, so the scan would only cost time: it made large directories
@@ -19,6 +23,7 @@
  * The block allocator's goal moves forward from the start of the file
  * system, so content is packed in the order of the walk. */
 #include "nix-repart-image/ext4.h"
+#include "nix-repart-image/worker.h"
 
 #include <errno.h>
 #include <et/com_err.h>
@@ -205,6 +210,16 @@ fail:
 
 /* ---- the writer ---- */
 
+/* The worker's side of copies (see worker.h): it alone uses this while the
+ * walk goes on. */
+typedef struct copier {
+        int fd; /* the image */
+        const char *image;
+        const char *what;
+        bool copy_file_range; /* false once the kernel refused it */
+        char *buf;            /* COPY_BUFFER bytes, where it did */
+} copier;
+
 /* What the writer knows of each entry of the walk, by id. */
 typedef struct node {
         ext2_ino_t ino;
@@ -226,6 +241,7 @@ typedef struct writer {
         size_t n_nodes;
         blk64_t goal; /* where the next data goes */
         char *buf;    /* COPY_BUFFER bytes, for file data */
+        char *cbuf;   /* the same, for the copier's */
         char *dirbuf; /* one block, for symlink blocks */
         /* The last blocks of the directories being filled, kept in memory
          * and written when evicted or at the end: the walk adds names to a
@@ -242,7 +258,8 @@ typedef struct writer {
         char *dcbuf;
         uint64_t dc_tick;
         uint64_t files, bytes;
-        bool copy_file_range; /* false once the kernel refused it */
+        copier copier;      /* the worker's, once it runs */
+        nri_worker *worker; /* NULL: copies are made in the walk */
 } writer;
 
 static int log_ext2(const writer *w, errcode_t err, const char *call, const char *path) {
@@ -464,45 +481,67 @@ static errcode_t extent_add(extent_map *m, blk64_t lblk, blk64_t pblk, blk64_t l
         return 0;
 }
 
-/* Copies n bytes of the source file at src_off to the image at dst_off: in
- * the kernel (copy_file_range()), or, where it cannot (another file system
- * on an older kernel, a seccomp filter), through the buffer. */
-static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n) {
+/* ---- copies, by the worker ---- */
+
+/* A job: job->length bytes of the source at job->offset to the image at
+ * job->to, in the kernel (copy_file_range()), or, where it cannot (another
+ * file system on an older kernel, a seccomp filter), through the buffer. */
+static int copy_job(void *ctx, const nri_job *job) {
+        copier *c = ctx;
+        uint64_t src_off = job->offset, dst_off = job->to, n = job->length;
+
         while (n > 0) {
                 size_t chunk = n < COPY_BUFFER ? n : COPY_BUFFER;
                 ssize_t k;
 
-                if (w->copy_file_range) {
+                if (c->copy_file_range) {
                         loff_t in = (loff_t)src_off, out = (loff_t)dst_off;
 
-                        k = copy_file_range(fd, &in, w->fd, &out, n < SSIZE_MAX ? n : SSIZE_MAX, 0);
+                        k = copy_file_range(job->fd, &in, c->fd, &out, n < SSIZE_MAX ? n : SSIZE_MAX, 0);
                         if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
                                       errno == ENOSYS || errno == EPERM)) {
-                                w->copy_file_range = false;
+                                c->copy_file_range = false;
                                 continue;
                         }
                 } else {
-                        k = pread(fd, w->buf, chunk, (off_t)src_off);
+                        k = pread(job->fd, c->buf, chunk, (off_t)src_off);
                         if (k > 0) {
-                                int r = pwrite_full(w->fd, w->buf, (size_t)k, dst_off);
+                                int r = pwrite_full(c->fd, c->buf, (size_t)k, dst_off);
 
-                                if (r < 0)
-                                        return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                                if (r < 0) {
+                                        fprintf(stderr, "%s: %s: cannot write %s into it: %s\n", c->what, c->image,
+                                                job->source, strerror(-r));
+                                        return r;
+                                }
                         }
                 }
                 if (k < 0 && errno == EINTR)
                         continue;
-                if (k < 0)
-                        return log_errno(w, -errno, "%s: cannot copy %s into %s", e->source, e->target,
-                                         w->image);
-                if (k == 0)
-                        return log_errno(w, -ESTALE, "%s: shorter than its size %" PRIu64 ", changed while being read",
-                                         e->source, e->size);
+                if (k < 0) {
+                        int r = -errno;
+
+                        fprintf(stderr, "%s: %s: cannot copy into %s: %s\n", c->what, job->source, c->image,
+                                strerror(-r));
+                        return r;
+                }
+                if (k == 0) {
+                        fprintf(stderr, "%s: %s: shorter than it was, changed while being read\n", c->what,
+                                job->source);
+                        return -ESTALE;
+                }
                 src_off += k;
                 dst_off += k;
                 n -= k;
         }
         return 0;
+}
+
+/* Copies n bytes of the file at src_off to the image at dst_off: queued
+ * for the worker, or done here where there is none. */
+static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n) {
+        nri_job job = {.fd = fd, .source = e->source, .offset = src_off, .length = n, .to = dst_off};
+
+        return w->worker ? nri_worker_queue(w->worker, &job) : copy_job(&w->copier, &job);
 }
 
 /* Writes `count` blocks at logical block `lblk` of a file: into as few
@@ -1125,7 +1164,6 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
             .image = image_path,
             .fd = -1,
             .offset = offset,
-            .copy_file_range = true,
         };
         struct ext2fs_journal_params jp;
         nri_visitor v = {
@@ -1141,7 +1179,7 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         struct stat st;
         errcode_t err;
         int64_t t = o->timestamp;
-        int r;
+        int r, r2;
 
         initialize_ext2_error_table();
         if (t < 0 || t > TIME_MAX) {
@@ -1177,9 +1215,10 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
                 goto out;
         }
         w.buf = malloc(COPY_BUFFER);
+        w.cbuf = malloc(COPY_BUFFER);
         w.dirbuf = malloc(BLOCK);
         w.dcbuf = malloc((size_t)DIR_CACHE * BLOCK);
-        if (!w.buf || !w.dirbuf || !w.dcbuf || !node_at(&w, 0)) {
+        if (!w.buf || !w.cbuf || !w.dirbuf || !w.dcbuf || !node_at(&w, 0)) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -1215,7 +1254,16 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         w.nodes[0] = (node){.ino = EXT2_ROOT_INO};
         w.goal = w.fs->super->s_first_data_block;
 
+        /* File data is copied by a worker while the walk goes on. */
+        w.copier = (copier){
+            .fd = w.fd, .image = image_path, .what = w.what, .copy_file_range = true, .buf = w.cbuf};
+        if (nri_worker_new(copy_job, &w.copier, &w.worker) < 0)
+                w.worker = NULL;
         r = nri_plan_walk(plan, &v);
+        r2 = nri_worker_finish(w.worker);
+        w.worker = NULL;
+        if (r >= 0 && r2 < 0)
+                r = r2;
         if (r < 0)
                 goto out;
         r = dc_flush(&w);
@@ -1243,6 +1291,7 @@ out:
         if (w.fd >= 0)
                 close(w.fd);
         free(w.buf);
+        free(w.cbuf);
         free(w.dirbuf);
         free(w.dcbuf);
         free(w.nodes);

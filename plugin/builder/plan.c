@@ -8,6 +8,7 @@
  * name by name from the top, when the walk climbs back to it.  Path strings
  * are still built, for the visitor and for messages. */
 #include "nix-repart-image/plan.h"
+#include "nix-repart-image/worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -931,9 +932,20 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
 
 /* ---- measuring: a visitor that counts ---- */
 
+enum { COUNT_CHUNK = 1 << 20 };
+
+/* What is counted from the files' bytes: by the worker while the walk goes
+ * on (see worker.h), and read once it is over. */
+typedef struct data_counts {
+        uint64_t data_blocks_4k;
+        nri_plan_dense *dense;
+        uint8_t *buf; /* COUNT_CHUNK bytes */
+} data_counts;
+
 typedef struct counter {
         nri_plan_stats st;
-        nri_plan_dense *dense;
+        data_counts data;
+        nri_worker *worker; /* NULL: counted in the walk */
 } counter;
 
 static void count_name(nri_plan_stats *st, const nri_entry *e) {
@@ -959,26 +971,22 @@ static int count_directory(void *ctx, const nri_entry *e) {
  * the holes the store's file system happens to keep, so the figure (and a
  * size Minimize=guess derives from it) is the same on every machine; ranges
  * the file system reports as holes are zeros and are not read. */
-static int count_data_blocks(const nri_entry *e, int fd, uint64_t *ret) {
-        enum { CHUNK = 1 << 20 };
-        static uint8_t buf[CHUNK];
+static int count_data_blocks(const nri_job *j, uint8_t *buf, uint64_t *ret) {
         static const uint8_t zero[4096];
         uint64_t n = 0;
-        /* Where the blocks the file has cover its size, it has no hole to
-         * skip: no lseek() (a system call per file) to find them. */
-        bool holes = (uint64_t)e->st->st_blocks * 512 < e->size;
+        bool holes = j->flags; /* else no lseek() (a system call per file) */
 
-        for (uint64_t off = 0; off < e->size; off += CHUNK) {
-                off_t data = holes ? lseek(fd, (off_t)off, SEEK_DATA) : (off_t)off;
+        for (uint64_t off = 0; off < j->length; off += COUNT_CHUNK) {
+                off_t data = holes ? lseek(j->fd, (off_t)off, SEEK_DATA) : (off_t)off;
                 ssize_t got;
 
                 if (data < 0 && errno == ENXIO)
                         break; /* only a hole from here on */
-                if (data >= 0 && (uint64_t)data >= off + CHUNK)
+                if (data >= 0 && (uint64_t)data >= off + COUNT_CHUNK)
                         continue;
-                got = pread(fd, buf, CHUNK, (off_t)off);
+                got = pread(j->fd, buf, COUNT_CHUNK, (off_t)off);
                 if (got < 0)
-                        return log_errno(-errno, "%s: cannot read", e->source);
+                        return log_errno(-errno, "%s: cannot read", j->source);
                 for (ssize_t b = 0; b < got; b += 4096) {
                         size_t len = (size_t)(got - b) < 4096 ? (size_t)(got - b) : 4096;
 
@@ -1013,22 +1021,40 @@ void nri_plan_dense_free(nri_plan_dense *d) {
         *d = (nri_plan_dense){0};
 }
 
-static int count_file(void *ctx, const nri_entry *e, int fd) {
-        counter *c = ctx;
-        nri_plan_stats *st = &c->st;
-        uint64_t data = 0, blocks = (e->size + 4095) / 4096;
-        int r = count_data_blocks(e, fd, &data);
+/* A job of the worker's, or of the walk's when there is none. */
+static int count_job(void *ctx, const nri_job *j) {
+        data_counts *c = ctx;
+        uint64_t data = 0;
+        int r = count_data_blocks(j, c->buf, &data);
 
         if (r < 0)
                 return r;
-        if (c->dense && data == blocks && (r = set_dense(c->dense, e->id)) < 0)
-                return r;
+        c->data_blocks_4k += data;
+        if (c->dense && data == (j->length + 4095) / 4096)
+                return set_dense(c->dense, j->id);
+        return 0;
+}
+
+static int count_file(void *ctx, const nri_entry *e, int fd) {
+        counter *c = ctx;
+        nri_plan_stats *st = &c->st;
+        nri_job j = {
+            .fd = fd,
+            .source = e->source,
+            .length = e->size,
+            .id = e->id,
+            /* Where the blocks the file has cover its size, it has no hole
+             * to skip. */
+            .flags = (uint64_t)e->st->st_blocks * 512 < e->size,
+        };
+
         st->files++;
         st->bytes += e->size;
-        st->blocks_4k += blocks;
-        st->data_blocks_4k += data;
+        st->blocks_4k += (e->size + 4095) / 4096;
         count_name(st, e);
-        return 0;
+        if (e->size == 0)
+                return 0; /* no block, nothing to copy either way */
+        return c->worker ? nri_worker_queue(c->worker, &j) : count_job(&c->data, &j);
 }
 
 static int count_symlink(void *ctx, const nri_entry *e) {
@@ -1050,7 +1076,7 @@ static int count_hardlink(void *ctx, const nri_entry *e) {
 }
 
 int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *dense) {
-        counter c = {.dense = dense};
+        counter c = {.data = {.dense = dense}};
         nri_visitor v = {
             .ctx = &c,
             .directory = count_directory,
@@ -1058,16 +1084,28 @@ int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *
             .symlink = count_symlink,
             .hardlink = count_hardlink,
         };
-        int r;
+        int r, r2;
 
         if (dense)
                 *dense = (nri_plan_dense){0};
-        r = walk_plan(plan, &v, true); /* count_file reads the data */
+        c.data.buf = malloc(COUNT_CHUNK);
+        if (!c.data.buf)
+                return -ENOMEM;
+        /* The bytes are read and counted by a worker while the walk goes on;
+         * without one (no thread to be had), by the walk. */
+        if (nri_worker_new(count_job, &c.data, &c.worker) < 0)
+                c.worker = NULL;
+        r = walk_plan(plan, &v, true);
+        r2 = nri_worker_finish(c.worker);
+        if (r >= 0 && r2 < 0)
+                r = r2;
+        free(c.data.buf);
         if (r < 0) {
                 if (dense)
                         nri_plan_dense_free(dense);
                 return r;
         }
+        c.st.data_blocks_4k = c.data.data_blocks_4k;
         *ret = c.st;
         return 0;
 }
