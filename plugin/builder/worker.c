@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #define QUEUE 64 /* jobs waiting: as many descriptors held */
+/* A sleeping side is woken when half the queue is there to work on (or a
+ * job this large), not at every job: each wake is two system calls. */
+#define WAKE_BYTES (UINT64_C(1) << 20)
 
 struct nri_worker {
         nri_job_fn fn;
@@ -59,7 +62,7 @@ static void *run(void *arg) {
                 w->n--;
                 if (r < 0 && !w->error)
                         w->error = r;
-                if (w->queuer_waits)
+                if (w->queuer_waits && (w->n <= QUEUE / 2 || w->error))
                         pthread_cond_broadcast(&w->changed);
                 if (w->error)
                         break;
@@ -111,7 +114,8 @@ int nri_worker_queue(nri_worker *w, const nri_job *job) {
         if (!r) {
                 w->jobs[(w->head + w->n) % QUEUE] = j;
                 w->n++;
-                if (w->worker_waits)
+                /* Woken for a batch of small jobs, or for a large one. */
+                if (w->worker_waits && (w->n >= QUEUE / 2 || j.length >= WAKE_BYTES))
                         pthread_cond_broadcast(&w->changed);
         }
         pthread_mutex_unlock(&w->lock);
