@@ -180,15 +180,7 @@ static int lay_out(build *b) {
                 const nri_partition *p = &b->spec->partitions[i];
                 nri_layout_part *l = &b->layout[i];
 
-                *l = (nri_layout_part){
-                        .size_min = p->size_min,
-                        .size_max = p->size_max,
-                        .padding_min = p->padding_min,
-                        .padding_max = p->padding_max,
-                        .weight = p->weight,
-                        .padding_weight = p->padding_weight,
-                        .priority = p->priority,
-                };
+                *l = nri_build_layout_part(p);
                 r = content_min(b, i, &l->content_min);
                 if (r < 0)
                         return r;

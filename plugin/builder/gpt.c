@@ -7,6 +7,7 @@
  * write.  Using the same library the same way gives the same header bytes,
  * including the first usable LBA libfdisk aligns to 1 MiB. */
 #include "nix-repart-image/gpt.h"
+#include "nix-repart-image/errbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -15,16 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errbuf || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-}
 
 static void context_release(struct fdisk_context **c) {
         /* Without fdisk_deassign_device(), which would fsync(): the fd is the
@@ -67,33 +58,33 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
         int r;
 
         if (p->size == 0 || p->offset % ss != 0 || p->size % ss != 0) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "partition %zu: offset %" PRIu64 " and size %" PRIu64
                           " must be non-zero multiples of the sector size %" PRIu32,
                           partno, p->offset, p->size, ss);
                 return -EINVAL;
         }
         if (p->label && label_problem(p->label)) {
-                set_error(errbuf, errlen, "partition %zu: label \"%s\" %s", partno, p->label,
+                nri_errbuf_set(errbuf, errlen, "partition %zu: label \"%s\" %s", partno, p->label,
                           label_problem(p->label));
                 return -EINVAL;
         }
 
         t = fdisk_new_parttype();
         if (!t) {
-                set_error(errbuf, errlen, "partition %zu: out of memory", partno);
+                nri_errbuf_set(errbuf, errlen, "partition %zu: out of memory", partno);
                 return -ENOMEM;
         }
         r = fdisk_parttype_set_typestr(t, p->type_uuid);
         if (r < 0) {
-                set_error(errbuf, errlen, "partition %zu: type GUID %s: %s", partno, p->type_uuid,
+                nri_errbuf_set(errbuf, errlen, "partition %zu: type GUID %s: %s", partno, p->type_uuid,
                           strerror(-r));
                 return r;
         }
 
         q = fdisk_new_partition();
         if (!q) {
-                set_error(errbuf, errlen, "partition %zu: out of memory", partno);
+                nri_errbuf_set(errbuf, errlen, "partition %zu: out of memory", partno);
                 return -ENOMEM;
         }
         r = fdisk_partition_set_type(q, t);
@@ -110,14 +101,14 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
         if (r >= 0)
                 r = fdisk_partition_set_name(q, p->label ? p->label : "");
         if (r < 0) {
-                set_error(errbuf, errlen, "partition %zu: describing it to libfdisk: %s", partno,
+                nri_errbuf_set(errbuf, errlen, "partition %zu: describing it to libfdisk: %s", partno,
                           strerror(-r));
                 return r;
         }
 
         r = fdisk_add_partition(c, q, NULL);
         if (r < 0) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "partition %zu: libfdisk refused sectors %" PRIu64 "-%" PRIu64 " (usable: %" PRIu64
                           "-%" PRIu64 "): %s",
                           partno, p->offset / ss, (p->offset + p->size) / ss - 1,
@@ -127,7 +118,7 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
 
         r = fdisk_gpt_set_partition_attrs(c, i, p->flags);
         if (r < 0) {
-                set_error(errbuf, errlen, "partition %zu: setting attribute flags 0x%016" PRIx64 ": %s",
+                nri_errbuf_set(errbuf, errlen, "partition %zu: setting attribute flags 0x%016" PRIx64 ": %s",
                           partno, p->flags, strerror(-r));
                 return r;
         }
@@ -140,31 +131,31 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
         int r;
 
         if (t->sector_size < 512 || (t->sector_size & (t->sector_size - 1)) != 0) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "%s: sector size %" PRIu32 " is not a power of two of at least 512", name,
                           t->sector_size);
                 return -EINVAL;
         }
         if (fstat(fd, &st) < 0) {
                 r = -errno;
-                set_error(errbuf, errlen, "%s: %s", name, strerror(errno));
+                nri_errbuf_set(errbuf, errlen, "%s: %s", name, strerror(errno));
                 return r;
         }
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size % t->sector_size != 0) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "%s: size %" PRIu64 " is not a multiple of the sector size %" PRIu32, name,
                           (uint64_t)st.st_size, t->sector_size);
                 return -EINVAL;
         }
         if (t->n_parts > 128) {
-                set_error(errbuf, errlen, "%s: %zu partitions do not fit the 128 entries of a GPT", name,
+                nri_errbuf_set(errbuf, errlen, "%s: %zu partitions do not fit the 128 entries of a GPT", name,
                           t->n_parts);
                 return -E2BIG;
         }
 
         c = fdisk_new_context();
         if (!c) {
-                set_error(errbuf, errlen, "%s: out of memory", name);
+                nri_errbuf_set(errbuf, errlen, "%s: out of memory", name);
                 return -ENOMEM;
         }
 
@@ -173,7 +164,7 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
         if (S_ISREG(st.st_mode)) {
                 r = fdisk_save_user_sector_size(c, t->sector_size, t->sector_size);
                 if (r < 0) {
-                        set_error(errbuf, errlen, "%s: sector size %" PRIu32 ": %s", name, t->sector_size,
+                        nri_errbuf_set(errbuf, errlen, "%s: sector size %" PRIu32 ": %s", name, t->sector_size,
                                   strerror(-r));
                         return r;
                 }
@@ -181,29 +172,29 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
 
         r = fdisk_assign_device_by_fd(c, fd, name, /* readonly = */ 0);
         if (r < 0) {
-                set_error(errbuf, errlen, "%s: libfdisk cannot open it: %s", name, strerror(-r));
+                nri_errbuf_set(errbuf, errlen, "%s: libfdisk cannot open it: %s", name, strerror(-r));
                 return r;
         }
         if (fdisk_get_sector_size(c) != t->sector_size) {
-                set_error(errbuf, errlen, "%s: libfdisk uses %lu-byte sectors, the layout %" PRIu32, name,
+                nri_errbuf_set(errbuf, errlen, "%s: libfdisk uses %lu-byte sectors, the layout %" PRIu32, name,
                           fdisk_get_sector_size(c), t->sector_size);
                 return -EINVAL;
         }
 
         r = fdisk_create_disklabel(c, "gpt");
         if (r < 0) {
-                set_error(errbuf, errlen, "%s: creating the GPT: %s", name, strerror(-r));
+                nri_errbuf_set(errbuf, errlen, "%s: creating the GPT: %s", name, strerror(-r));
                 return r;
         }
         r = fdisk_set_disklabel_id_from_string(c, t->disk_uuid);
         if (r < 0) {
-                set_error(errbuf, errlen, "%s: disk UUID %s: %s", name, t->disk_uuid, strerror(-r));
+                nri_errbuf_set(errbuf, errlen, "%s: disk UUID %s: %s", name, t->disk_uuid, strerror(-r));
                 return r;
         }
 
         if ((t->first_lba && (uint64_t)fdisk_get_first_lba(c) != t->first_lba) ||
             (t->last_lba && (uint64_t)fdisk_get_last_lba(c) != t->last_lba)) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "%s: libfdisk's usable sectors are %" PRIu64 "-%" PRIu64
                           ", the layout assumed %" PRIu64 "-%" PRIu64,
                           name, (uint64_t)fdisk_get_first_lba(c), (uint64_t)fdisk_get_last_lba(c),
@@ -219,7 +210,7 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
 
         r = fdisk_write_disklabel(c);
         if (r < 0) {
-                set_error(errbuf, errlen, "%s: writing the GPT: %s", name, strerror(-r));
+                nri_errbuf_set(errbuf, errlen, "%s: writing the GPT: %s", name, strerror(-r));
                 return r;
         }
         return 0;

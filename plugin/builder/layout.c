@@ -7,6 +7,7 @@
  * Every rounding below is one repart does; the unit tests pin the results to
  * what systemd-repart 252 produced for the same definitions. */
 #include "nix-repart-image/layout.h"
+#include "nix-repart-image/errbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -51,16 +52,6 @@ static uint64_t min_u64(uint64_t a, uint64_t b) {
 /* systemd's CLAMP(): the upper bound is tested first. */
 static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi) {
         return v > hi ? hi : v < lo ? lo : v;
-}
-
-static void set_error(char *errbuf, size_t errlen, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errbuf || errlen == 0)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
 }
 
 /* "104857600 bytes (100.0 MiB)" */
@@ -181,7 +172,7 @@ static int prepare(const nri_layout_part *parts, size_t n, uint64_t grain, part_
                                 char need[64], have[64];
 
                                 *ret_failed = i;
-                                set_error(errbuf, errlen,
+                                nri_errbuf_set(errbuf, errlen,
                                           "needs %s for its file system and content, but may be at most %s "
                                           "(SizeMaxBytes=%" PRIu64 ")",
                                           format_size(need, st[i].min_size), format_size(have, cap),
@@ -373,7 +364,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
                 ret_failed = &dummy;
         *ret_failed = SIZE_MAX;
         if (sector_size < 512 || sector_size > 65536 || (sector_size & (sector_size - 1)) != 0) {
-                set_error(errbuf, errlen,
+                nri_errbuf_set(errbuf, errlen,
                           "sector size %" PRIu32 " is not a power of two between 512 and 65536",
                           sector_size);
                 return -EINVAL;
@@ -382,7 +373,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
 
         st = calloc(n ? n : 1, sizeof(*st));
         if (!st) {
-                set_error(errbuf, errlen, "out of memory");
+                nri_errbuf_set(errbuf, errlen, "out of memory");
                 return -ENOMEM;
         }
 
@@ -392,14 +383,14 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
 
         r = auto_size(st, n, grain, &needed);
         if (r < 0) {
-                set_error(errbuf, errlen, "the partitions together need more than 2^64 bytes");
+                nri_errbuf_set(errbuf, errlen, "the partitions together need more than 2^64 bytes");
                 goto out;
         }
         if (image_size == NRI_LAYOUT_UNSET)
                 image_size = needed;
         else if (round_up(image_size, grain) == UINT64_MAX) {
                 r = -EOVERFLOW;
-                set_error(errbuf, errlen, "image size %" PRIu64 " is too large", image_size);
+                nri_errbuf_set(errbuf, errlen, "image size %" PRIu64 " is too large", image_size);
                 goto out;
         } else
                 image_size = round_up(image_size, grain);
@@ -409,7 +400,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
                 char have[64], need[64];
 
                 r = -ENOSPC;
-                set_error(errbuf, errlen, "an image of %s cannot hold two GPTs; it needs at least %s",
+                nri_errbuf_set(errbuf, errlen, "an image of %s cannot hold two GPTs; it needs at least %s",
                           format_size(have, image_size), format_size(need, needed));
                 goto out;
         }
@@ -429,7 +420,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
                                         used += min_with_padding(&st[i], grain);
                         *ret_failed = failed;
                         r = -ENOSPC;
-                        set_error(
+                        nri_errbuf_set(
                             errbuf, errlen,
                             "needs %s with its minimum padding, but only %s of the image's %s of free space "
                             "are left after the partitions before it; the image needs at least %s",

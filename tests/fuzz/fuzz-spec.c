@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "nix-repart-image/arena.h"
+#include "nix-repart-image/build.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 
@@ -33,18 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* The builder's next step: lay the partitions out. */
                 size_t n = spec->n_partitions;
                 nri_layout_part *parts = calloc(n ? n : 1, sizeof(*parts));
-                for (size_t i = 0; i < n; i++) {
-                        const nri_partition *p = &spec->partitions[i];
-                        parts[i] = (nri_layout_part){
-                                .size_min = p->size_min,
-                                .size_max = p->size_max,
-                                .padding_min = p->padding_min,
-                                .padding_max = p->padding_max,
-                                .weight = p->weight,
-                                .padding_weight = p->padding_weight,
-                                .priority = p->priority,
-                        };
-                }
+                for (size_t i = 0; i < n; i++)
+                        parts[i] = nri_build_layout_part(&spec->partitions[i]);
                 nri_layout_disk disk;
                 size_t failed;
                 char err[256];

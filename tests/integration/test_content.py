@@ -168,6 +168,15 @@ VFAT_NAMES = [
 ]
 
 
+def assert_vfat_holds(nix, b, tmp_path, tree, target):
+    """The image's one (vfat) partition holds the tree `tree` at `target`,
+    file by file as mtools reads it back."""
+    img = check_image(b.image_file, tmp_path)
+    [esp] = img.partitions
+    src = tree_path(nix, tree)
+    assert vfat_tree(b.image_file, esp) == imagecheck.store_tree_for_vfat(src, target)
+
+
 def test_names_in_vfat(nix, tmp_path):
     b = build_image(nix, {"vnames": """\
         names = %r
@@ -180,10 +189,7 @@ def test_names_in_vfat(nix, tmp_path):
           repartConfig = { Type = "esp"; Format = "vfat"; SizeMinBytes = "40M"; };
         };
         """)
-    img = check_image(b.image_file, tmp_path)
-    [esp] = img.partitions
-    src = tree_path(nix, "vnames")
-    assert vfat_tree(b.image_file, esp) == imagecheck.store_tree_for_vfat(src, "/names")
+    assert_vfat_holds(nix, b, tmp_path, "vnames", "/names")
 
 
 # Each: (id, the names a tree holds, a pattern the builder's message must
@@ -439,10 +445,7 @@ def test_sparse_files_read_back_from_vfat(nix, tmp_path):
           repartConfig = { Type = "esp"; Format = "vfat"; SizeMinBytes = "64M"; };
         };
         """)
-    img = check_image(b.image_file, tmp_path)
-    [esp] = img.partitions
-    src = tree_path(nix, "sparse")
-    assert vfat_tree(b.image_file, esp) == imagecheck.store_tree_for_vfat(src, "/s")
+    assert_vfat_holds(nix, b, tmp_path, "sparse", "/s")
 
 
 BIG_SIZE = 4 * GIB + 4096 + 100
