@@ -9,7 +9,7 @@
 /* Formats the message into errbuf (cut to errlen); nothing when errbuf is
  * NULL or errlen 0. */
 static inline void nri_errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static inline void nri_errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...) {
         va_list ap;
 

@@ -47,7 +47,7 @@ typedef struct nri_layout_part {
 /* The disk as the GPT will describe it. */
 typedef struct nri_layout_disk {
         uint32_t sector_size;
-        uint64_t grain;      /* max(4096, sector size): every offset and size is a multiple */
+        uint64_t grain;      /* 4096: every offset and size is a multiple */
         uint64_t image_size; /* a multiple of the grain */
         /* First and last usable LBA as libfdisk writes them for a new GPT
          * with 128 entries (systemd-repart leaves them to libfdisk). */
@@ -58,8 +58,8 @@ typedef struct nri_layout_disk {
 } nri_layout_disk;
 
 /* The geometry of a new GPT on an image of `image_size` bytes (a multiple of
- * the sector size).  0, or -EINVAL for a sector size that is not a power of
- * two between 512 and 65536 or an image too small for two GPTs. */
+ * the sector size).  0, or -EINVAL for a sector size that is not 512, 1024,
+ * 2048 or 4096 (systemd-repart's) or an image too small for two GPTs. */
 int nri_layout_disk_geometry(uint32_t sector_size, uint64_t image_size, nri_layout_disk *ret);
 
 /* Lays out `parts` (definition order) on an image of `image_size` bytes,

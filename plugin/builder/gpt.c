@@ -59,14 +59,14 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
 
         if (p->size == 0 || p->offset % ss != 0 || p->size % ss != 0) {
                 nri_errbuf_set(errbuf, errlen,
-                          "partition %zu: offset %" PRIu64 " and size %" PRIu64
-                          " must be non-zero multiples of the sector size %" PRIu32,
-                          partno, p->offset, p->size, ss);
+                               "partition %zu: offset %" PRIu64 " and size %" PRIu64
+                               " must be non-zero multiples of the sector size %" PRIu32,
+                               partno, p->offset, p->size, ss);
                 return -EINVAL;
         }
         if (p->label && label_problem(p->label)) {
                 nri_errbuf_set(errbuf, errlen, "partition %zu: label \"%s\" %s", partno, p->label,
-                          label_problem(p->label));
+                               label_problem(p->label));
                 return -EINVAL;
         }
 
@@ -78,7 +78,7 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
         r = fdisk_parttype_set_typestr(t, p->type_uuid);
         if (r < 0) {
                 nri_errbuf_set(errbuf, errlen, "partition %zu: type GUID %s: %s", partno, p->type_uuid,
-                          strerror(-r));
+                               strerror(-r));
                 return r;
         }
 
@@ -102,24 +102,25 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
                 r = fdisk_partition_set_name(q, p->label ? p->label : "");
         if (r < 0) {
                 nri_errbuf_set(errbuf, errlen, "partition %zu: describing it to libfdisk: %s", partno,
-                          strerror(-r));
+                               strerror(-r));
                 return r;
         }
 
         r = fdisk_add_partition(c, q, NULL);
         if (r < 0) {
                 nri_errbuf_set(errbuf, errlen,
-                          "partition %zu: libfdisk refused sectors %" PRIu64 "-%" PRIu64 " (usable: %" PRIu64
-                          "-%" PRIu64 "): %s",
-                          partno, p->offset / ss, (p->offset + p->size) / ss - 1,
-                          (uint64_t)fdisk_get_first_lba(c), (uint64_t)fdisk_get_last_lba(c), strerror(-r));
+                               "partition %zu: libfdisk refused sectors %" PRIu64 "-%" PRIu64
+                               " (usable: %" PRIu64 "-%" PRIu64 "): %s",
+                               partno, p->offset / ss, (p->offset + p->size) / ss - 1,
+                               (uint64_t)fdisk_get_first_lba(c), (uint64_t)fdisk_get_last_lba(c),
+                               strerror(-r));
                 return r;
         }
 
         r = fdisk_gpt_set_partition_attrs(c, i, p->flags);
         if (r < 0) {
                 nri_errbuf_set(errbuf, errlen, "partition %zu: setting attribute flags 0x%016" PRIx64 ": %s",
-                          partno, p->flags, strerror(-r));
+                               partno, p->flags, strerror(-r));
                 return r;
         }
         return 0;
@@ -132,8 +133,8 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
 
         if (t->sector_size < 512 || (t->sector_size & (t->sector_size - 1)) != 0) {
                 nri_errbuf_set(errbuf, errlen,
-                          "%s: sector size %" PRIu32 " is not a power of two of at least 512", name,
-                          t->sector_size);
+                               "%s: sector size %" PRIu32 " is not a power of two of at least 512", name,
+                               t->sector_size);
                 return -EINVAL;
         }
         if (fstat(fd, &st) < 0) {
@@ -143,13 +144,13 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
         }
         if (S_ISREG(st.st_mode) && (uint64_t)st.st_size % t->sector_size != 0) {
                 nri_errbuf_set(errbuf, errlen,
-                          "%s: size %" PRIu64 " is not a multiple of the sector size %" PRIu32, name,
-                          (uint64_t)st.st_size, t->sector_size);
+                               "%s: size %" PRIu64 " is not a multiple of the sector size %" PRIu32, name,
+                               (uint64_t)st.st_size, t->sector_size);
                 return -EINVAL;
         }
         if (t->n_parts > 128) {
-                nri_errbuf_set(errbuf, errlen, "%s: %zu partitions do not fit the 128 entries of a GPT", name,
-                          t->n_parts);
+                nri_errbuf_set(errbuf, errlen, "%s: %zu partitions do not fit the 128 entries of a GPT",
+                               name, t->n_parts);
                 return -E2BIG;
         }
 
@@ -164,8 +165,8 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
         if (S_ISREG(st.st_mode)) {
                 r = fdisk_save_user_sector_size(c, t->sector_size, t->sector_size);
                 if (r < 0) {
-                        nri_errbuf_set(errbuf, errlen, "%s: sector size %" PRIu32 ": %s", name, t->sector_size,
-                                  strerror(-r));
+                        nri_errbuf_set(errbuf, errlen, "%s: sector size %" PRIu32 ": %s", name,
+                                       t->sector_size, strerror(-r));
                         return r;
                 }
         }
@@ -176,8 +177,8 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
                 return r;
         }
         if (fdisk_get_sector_size(c) != t->sector_size) {
-                nri_errbuf_set(errbuf, errlen, "%s: libfdisk uses %lu-byte sectors, the layout %" PRIu32, name,
-                          fdisk_get_sector_size(c), t->sector_size);
+                nri_errbuf_set(errbuf, errlen, "%s: libfdisk uses %lu-byte sectors, the layout %" PRIu32,
+                               name, fdisk_get_sector_size(c), t->sector_size);
                 return -EINVAL;
         }
 
@@ -195,10 +196,10 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
         if ((t->first_lba && (uint64_t)fdisk_get_first_lba(c) != t->first_lba) ||
             (t->last_lba && (uint64_t)fdisk_get_last_lba(c) != t->last_lba)) {
                 nri_errbuf_set(errbuf, errlen,
-                          "%s: libfdisk's usable sectors are %" PRIu64 "-%" PRIu64
-                          ", the layout assumed %" PRIu64 "-%" PRIu64,
-                          name, (uint64_t)fdisk_get_first_lba(c), (uint64_t)fdisk_get_last_lba(c),
-                          t->first_lba, t->last_lba);
+                               "%s: libfdisk's usable sectors are %" PRIu64 "-%" PRIu64
+                               ", the layout assumed %" PRIu64 "-%" PRIu64,
+                               name, (uint64_t)fdisk_get_first_lba(c), (uint64_t)fdisk_get_last_lba(c),
+                               t->first_lba, t->last_lba);
                 return -ERANGE;
         }
 

@@ -77,7 +77,7 @@ int nri_layout_disk_geometry(uint32_t sector_size, uint64_t image_size, nri_layo
         uint64_t ss = sector_size, entry_sectors, total, first, last, topology_first;
         nri_layout_disk d;
 
-        if (ss < 512 || ss > 65536 || (ss & (ss - 1)) != 0)
+        if (ss < 512 || ss > 4096 || (ss & (ss - 1)) != 0)
                 return -EINVAL;
         if (image_size % ss != 0)
                 return -EINVAL;
@@ -172,11 +172,11 @@ static int prepare(const nri_layout_part *parts, size_t n, uint64_t grain, part_
                                 char need[64], have[64];
 
                                 *ret_failed = i;
-                                nri_errbuf_set(errbuf, errlen,
-                                          "needs %s for its file system and content, but may be at most %s "
-                                          "(SizeMaxBytes=%" PRIu64 ")",
-                                          format_size(need, st[i].min_size), format_size(have, cap),
-                                          size_max);
+                                nri_errbuf_set(
+                                    errbuf, errlen,
+                                    "needs %s for its file system and content, but may be at most %s "
+                                    "(SizeMaxBytes=%" PRIu64 ")",
+                                    format_size(need, st[i].min_size), format_size(have, cap), size_max);
                                 return -ENOSPC;
                         }
                         st[i].max_size = max_u64(st[i].min_size, round_down(size_max, grain));
@@ -363,10 +363,12 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
         if (!ret_failed)
                 ret_failed = &dummy;
         *ret_failed = SIZE_MAX;
-        if (sector_size < 512 || sector_size > 65536 || (sector_size & (sector_size - 1)) != 0) {
-                nri_errbuf_set(errbuf, errlen,
-                          "sector size %" PRIu32 " is not a power of two between 512 and 65536",
-                          sector_size);
+        /* systemd-repart's --sector-size=: 512 to 4096, so the grain (4096)
+         * is a whole number of sectors and every size rounded to 4096 is
+         * on it. */
+        if (sector_size < 512 || sector_size > 4096 || (sector_size & (sector_size - 1)) != 0) {
+                nri_errbuf_set(errbuf, errlen, "sector size %" PRIu32 " is not 512, 1024, 2048 or 4096",
+                               sector_size);
                 return -EINVAL;
         }
         grain = max_u64(4096, sector_size);
@@ -401,7 +403,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
 
                 r = -ENOSPC;
                 nri_errbuf_set(errbuf, errlen, "an image of %s cannot hold two GPTs; it needs at least %s",
-                          format_size(have, image_size), format_size(need, needed));
+                               format_size(have, image_size), format_size(need, needed));
                 goto out;
         }
         area = disk.end - disk.start;

@@ -23,10 +23,10 @@ struct nri_worker {
         /* Who waits on `changed`: woken only then, not at every job (a
          * system call each, for tens of thousands of small files). */
         bool worker_waits, queuer_waits;
-        nri_job jobs[QUEUE];    /* a ring: [head, head + n) */
-        size_t head, n; /* jobs[head] is the one running, if any */
-        bool closing; /* no more jobs: stop when the queue is empty */
-        int error;    /* the first job's that failed */
+        nri_job jobs[QUEUE]; /* a ring: [head, head + n) */
+        size_t head, n;      /* jobs[head] is the one running, if any */
+        bool closing;        /* no more jobs: stop when the queue is empty */
+        int error;           /* the first job's that failed */
 };
 
 static void job_release(nri_job *j) {

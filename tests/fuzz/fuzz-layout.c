@@ -114,14 +114,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 const nri_layout_part *p = &parts[i];
                 if (p->dropped)
                         continue;
-                /* Offsets and sizes aligned to the grain.  Only checked for the
-                 * sector sizes the spec allows (sectorSize is 512…4096, so the
-                 * grain is 4096): with a larger sector the 4096-rounded
-                 * paddings and the 4096-byte hard minimum leave offsets and
-                 * sizes on 4096 only (corpus/layout/sector-8192-*). */
+                /* Offsets and sizes aligned to the grain (sectors over 4096,
+                 * which once left them on 4096 only, are refused:
+                 * corpus/layout/sector-8192-*). */
                 CHECK(p->offset >= prev_end);
-                if (disk.grain == 4096)
-                        CHECK(p->offset % disk.grain == 0 && p->size % disk.grain == 0);
+                CHECK(p->offset % disk.grain == 0 && p->size % disk.grain == 0);
                 CHECK(!(p->size < NRI_LAYOUT_HARD_MIN_SIZE));
                 CHECK(!(p->size > disk.end - p->offset || p->padding > disk.end - p->offset - p->size));
                 CHECK(!(p->content_min && p->size < p->content_min));

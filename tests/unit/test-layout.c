@@ -384,6 +384,10 @@ static void test_bad_input(void) {
 
         CHECK(nri_layout_compute(&p, 1, 513, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
         CHECK(nri_layout_compute(&p, 1, 256, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
+        /* systemd-repart's sector sizes only: larger ones would leave the
+         * grain's multiples on 4096 (corpus/layout/sector-8192-*). */
+        CHECK(nri_layout_compute(&p, 1, 8192, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
+        CHECK(strstr(err, "not 512, 1024, 2048 or 4096") != NULL);
         /* Too small for the two GPTs. */
         CHECK(nri_layout_compute(&p, 1, 512, 16 * KiB, NULL, &failed, err, sizeof(err)) == -ENOSPC);
         CHECK_U64(failed, SIZE_MAX);
