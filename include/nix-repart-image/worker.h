@@ -43,6 +43,11 @@ int nri_worker_new(nri_job_fn fn, void *ctx, nri_worker **ret);
  * is queued then), or -errno. */
 int nri_worker_queue(nri_worker *w, const nri_job *job);
 
+/* The same, giving the worker job->fd itself (no duplicate: a system call
+ * less, and the close is the worker's) once queued; when it cannot be
+ * (an error returned), fd is still the caller's. */
+int nri_worker_give(nri_worker *w, const nri_job *job);
+
 /* Waits for every queued job (or, after an error, for the running one),
  * stops the thread and frees the worker.  0 or the first job's error.
  * NULL is fine. */

@@ -260,6 +260,8 @@ typedef struct writer {
         uint64_t files, bytes;
         copier copier;      /* the worker's, once it runs */
         nri_worker *worker; /* NULL: copies are made in the walk */
+        nri_job last_copy;  /* the current file's last copy, not queued yet */
+        bool has_last_copy;
 } writer;
 
 static int log_ext2(const writer *w, errcode_t err, const char *call, const char *path) {
@@ -536,12 +538,22 @@ static int copy_job(void *ctx, const nri_job *job) {
         return 0;
 }
 
-/* Copies n bytes of the file at src_off to the image at dst_off: queued
- * for the worker, or done here where there is none. */
-static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n) {
+/* Copies n bytes of the file at src_off to the image at dst_off: done here
+ * where there is no worker; else queued, on a duplicate of fd, or, for a
+ * file's last range, kept in w->last_copy for on_file() to give the worker
+ * the walk's own descriptor once nothing else can fail. */
+static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n,
+                      bool last) {
         nri_job job = {.fd = fd, .source = e->source, .offset = src_off, .length = n, .to = dst_off};
 
-        return w->worker ? nri_worker_queue(w->worker, &job) : copy_job(&w->copier, &job);
+        if (!w->worker)
+                return copy_job(&w->copier, &job);
+        if (last) {
+                w->last_copy = job;
+                w->has_last_copy = true;
+                return 0;
+        }
+        return nri_worker_queue(w->worker, &job);
 }
 
 /* Writes `count` blocks at logical block `lblk` of a file: into as few
@@ -570,7 +582,7 @@ static int write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struc
                         uint64_t from = lblk * BLOCK, n = plen * BLOCK;
 
                         r = copy_bytes(w, e, fd, from, w->offset + pblk * BLOCK,
-                                       e->size - from < n ? e->size - from : n);
+                                       e->size - from < n ? e->size - from : n, plen == count);
                         if (r < 0)
                                 return r;
                 }
@@ -959,7 +971,9 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         if (err)
                 return log_ext2(w, err, "ext2fs_inode_size_set", e->target);
         m = extent_map_new(w->fs, ino, &inode);
-        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        w->has_last_copy = false;
+        if (e->size >= COPY_BUFFER) /* readahead's own window covers the rest */
+                (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         if (nri_plan_dense_has(w->o->dense, e->id)) /* no need to look for zeros */
                 r = write_run(w, e, fd, &m, &inode, 0, NULL, (e->size + BLOCK - 1) / BLOCK);
         else
@@ -984,7 +998,13 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         w->bytes += e->size;
         if (w->o->progress)
                 w->o->progress(w->o->progress_ctx, w->files, w->bytes);
-        return 0;
+        if (!w->has_last_copy)
+                return 0;
+        /* Last, when nothing else can fail: the walk's descriptor goes to
+         * the worker with the file's (usually only) copy. */
+        w->has_last_copy = false;
+        r = nri_worker_give(w->worker, &w->last_copy);
+        return r < 0 ? r : NRI_VISIT_KEPT_FD;
 }
 
 static int on_symlink(void *ctx, const nri_entry *e) {

@@ -594,8 +594,12 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
         }
         r = w->v->file ? w->v->file(w->v->ctx, &e, fd) : 0;
 out:
-        if (fd >= 0 && fd != opened) /* the caller closes its own */
-                close(fd);
+        if (fd >= 0 && fd != opened) { /* the caller deals with its own */
+                if (r != NRI_VISIT_KEPT_FD)
+                        close(fd);
+                else
+                        r = 0;
+        }
         return r;
 }
 
@@ -683,7 +687,9 @@ static int walk_tree(walk *w, frame *top) {
                         break;
                 }
                 r = visit(w, f->fd, name, &st, fd, f->id, !f->merged, &child);
-                if (fd >= 0)
+                if (r == NRI_VISIT_KEPT_FD)
+                        r = 0; /* the visitor closes fd */
+                else if (fd >= 0)
                         close(fd);
                 if (r < 0)
                         break;
@@ -1038,6 +1044,7 @@ static int count_job(void *ctx, const nri_job *j) {
 static int count_file(void *ctx, const nri_entry *e, int fd) {
         counter *c = ctx;
         nri_plan_stats *st = &c->st;
+        int r;
         nri_job j = {
             .fd = fd,
             .source = e->source,
@@ -1054,7 +1061,10 @@ static int count_file(void *ctx, const nri_entry *e, int fd) {
         count_name(st, e);
         if (e->size == 0)
                 return 0; /* no block, nothing to copy either way */
-        return c->worker ? nri_worker_queue(c->worker, &j) : count_job(&c->data, &j);
+        if (!c->worker)
+                return count_job(&c->data, &j);
+        r = nri_worker_give(c->worker, &j); /* fd is the job's now */
+        return r < 0 ? r : NRI_VISIT_KEPT_FD;
 }
 
 static int count_symlink(void *ctx, const nri_entry *e) {

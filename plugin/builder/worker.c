@@ -92,18 +92,13 @@ int nri_worker_new(nri_job_fn fn, void *ctx, nri_worker **ret) {
         return 0;
 }
 
-int nri_worker_queue(nri_worker *w, const nri_job *job) {
+int nri_worker_give(nri_worker *w, const nri_job *job) {
         nri_job j = *job;
         int r;
 
-        j.fd = fcntl(job->fd, F_DUPFD_CLOEXEC, 3);
-        if (j.fd < 0)
-                return -errno;
         j.source = strdup(job->source ? job->source : "");
-        if (!j.source) {
-                job_release(&j);
+        if (!j.source)
                 return -ENOMEM;
-        }
         pthread_mutex_lock(&w->lock);
         while (w->n == QUEUE && !w->error) {
                 w->queuer_waits = true;
@@ -120,7 +115,20 @@ int nri_worker_queue(nri_worker *w, const nri_job *job) {
         }
         pthread_mutex_unlock(&w->lock);
         if (r)
-                job_release(&j);
+                free((char *)j.source); /* fd stays the caller's */
+        return r;
+}
+
+int nri_worker_queue(nri_worker *w, const nri_job *job) {
+        nri_job j = *job;
+        int r;
+
+        j.fd = fcntl(job->fd, F_DUPFD_CLOEXEC, 3);
+        if (j.fd < 0)
+                return -errno;
+        r = nri_worker_give(w, &j);
+        if (r < 0)
+                close(j.fd);
         return r;
 }
 

@@ -22,7 +22,7 @@ static int job(void *ctx, const nri_job *j) {
 
         if (j->id != s->next_id)
                 s->in_order = false;
-        if (j->fd == s->caller_fd || fcntl(j->fd, F_GETFD) < 0)
+        if (j->fd == s->caller_fd || fcntl(j->fd, F_GETFD) < 0) /* a descriptor of its own */
                 s->own_fd = false;
         s->next_id++;
         s->n++;
@@ -55,7 +55,12 @@ static void test_all_in_order(void) {
         for (size_t i = 0; i < 10000; i++) {
                 nri_job j = {.fd = fd, .source = "/dev/null", .id = i};
 
-                CHECK(nri_worker_queue(w, &j) == 0);
+                if (i % 2) { /* given: the worker closes it */
+                        j.fd = dup(fd);
+                        CHECK(nri_worker_give(w, &j) == 0);
+                } else {
+                        CHECK(nri_worker_queue(w, &j) == 0);
+                }
         }
         CHECK(nri_worker_finish(w) == 0);
         CHECK_U64(s.n, 10000);
@@ -81,6 +86,15 @@ static void test_first_error_stops(void) {
         }
         CHECK(r == -EIO); /* the walk learns it while queueing */
         CHECK(queued < 100000);
+        /* A descriptor that cannot be given stays the caller's. */
+        {
+                int mine = dup(fd);
+                nri_job j = {.fd = mine, .source = "/dev/null"};
+
+                CHECK(nri_worker_give(w, &j) == -EIO);
+                CHECK(fcntl(mine, F_GETFD) >= 0);
+                close(mine);
+        }
         CHECK(nri_worker_finish(w) == -EIO);
         CHECK_U64(s.n, 51); /* nothing after the failed job ran */
         CHECK_U64(open_fds(), before); /* the jobs dropped were closed */
