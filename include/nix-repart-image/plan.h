@@ -76,14 +76,20 @@ typedef struct nri_entry {
 
 #define NRI_VISIT_KEPT_FD 1
 
+/* Whether the file may have holes: the blocks it has do not cover its
+ * size.  Else looking for them (SEEK_DATA) is a system call for nothing. */
+static inline bool nri_entry_may_have_holes(const nri_entry *e) {
+        return (uint64_t)e->st->st_blocks * 512 < e->size;
+}
+
 typedef struct nri_visitor {
         void *ctx;
         /* A directory; called before anything inside it, once per target
          * (a directory reached twice is visited once, the later copy merges). */
         int (*directory)(void *ctx, const nri_entry *e);
-        /* A regular file; `fd` is open for reading at offset 0 (-1 while
-         * measuring).  Returns 0, a negative errno, or NRI_VISIT_KEPT_FD:
-         * the visitor took fd (to close it itself, later). */
+        /* A regular file; `fd` is open for reading at offset 0.  Returns 0,
+         * a negative errno, or NRI_VISIT_KEPT_FD: the visitor took fd (to
+         * close it itself, later). */
         int (*file)(void *ctx, const nri_entry *e, int fd);
         /* NULL: a symlink fails the walk with -EOPNOTSUPP (a file system
          * without symlinks). */

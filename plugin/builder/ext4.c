@@ -654,7 +654,7 @@ static int copy_range(writer *w, const nri_entry *e, int fd, extent_map *m, stru
 /* The file's data, reading only where SEEK_DATA says there is some. */
 static int copy_data(writer *w, const nri_entry *e, int fd, extent_map *m, struct ext2_inode_large *inode) {
         uint64_t size = e->size, next = 0; /* bytes before `next` are done */
-        bool seek = (uint64_t)e->st->st_blocks * 512 < size; /* else it has no hole */
+        bool seek = nri_entry_may_have_holes(e);
 
         while (next < size) {
                 uint64_t start = next, end = size;

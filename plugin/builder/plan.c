@@ -232,7 +232,6 @@ typedef struct copy_ref {
 typedef struct walk {
         const nri_plan *plan;
         const nri_visitor *v;
-        bool open_files; /* false: measuring, the file callback gets fd -1 */
         /* Every target a later part of the walk can reach again (see
          * must_record()): a map of all of them would hold every path of the
          * closure, the builder's largest use of memory. */
@@ -438,14 +437,13 @@ static int add_target(walk *w, target_slot *s, bool dir, nri_entry *e) {
         return 0;
 }
 
-/* A name readdir() says is a regular file, when the walk reads files:
- * opened, and *st its fstat(), without the lstat() visit() would need
+/* A name readdir() says is a regular file: opened, and *st its fstat(), without the lstat() visit() would need
  * first (a system call less per file).  -1 (errno kept) where that does not
  * hold, for the caller to lstat() the name and go the usual way. */
-static int open_regular(const walk *w, int dirfd, const char *name, struct stat *st) {
+static int open_regular(int dirfd, const char *name, struct stat *st) {
         int fd;
 
-        if (!w->open_files || name_type(name) != DT_REG)
+        if (name_type(name) != DT_REG)
                 return -1;
         fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
@@ -548,7 +546,7 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
 
         if (opened >= 0) {
                 fd = opened;
-        } else if (w->open_files) {
+        } else {
                 fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
                         return log_errno(-errno, "%s: cannot open", w->src.s);
@@ -681,7 +679,7 @@ static int walk_tree(walk *w, frame *top) {
                     (r = strbuf_append(&w->tgt, "/", 1)) < 0 ||
                     (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
                         break;
-                fd = open_regular(w, f->fd, name, &st);
+                fd = open_regular(f->fd, name, &st);
                 if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         r = log_errno(-errno, "%s: cannot stat", w->src.s);
                         break;
@@ -748,13 +746,15 @@ static int set_target(walk *w, const char *path) {
         return 0;
 }
 
-static int walk_copy(walk *w, const nri_plan_copy *c) {
+/* Copy i, its target normalised by prepare_copies(). */
+static int walk_copy(walk *w, size_t i) {
+        const nri_plan_copy *c = &w->plan->copies[i];
         struct stat st;
         size_t parent = 0;
         frame top;
         int r;
 
-        r = set_target(w, c->target);
+        r = strbuf_assign(&w->tgt, w->norm[i]);
         if (r < 0)
                 return r;
         if (!c->source || c->source[0] != '/')
@@ -897,8 +897,8 @@ static int relate_copy(walk *w, size_t i) {
         return 0;
 }
 
-static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files) {
-        walk w = {.plan = plan, .v = v, .open_files = open_files};
+int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
+        walk w = {.plan = plan, .v = v};
         int r = 0;
 
         for (size_t i = 0; i < plan->n_directories && r >= 0; i++) {
@@ -916,7 +916,7 @@ static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files
         for (size_t i = 0; i < plan->n_copies && r >= 0; i++) {
                 r = relate_copy(&w, i);
                 if (r >= 0)
-                        r = walk_copy(&w, &plan->copies[i]);
+                        r = walk_copy(&w, i);
         }
 
         target_map_free(&w.targets);
@@ -930,10 +930,6 @@ static int walk_plan(const nri_plan *plan, const nri_visitor *v, bool open_files
         free(w.tgt.s);
         free(w.link.s);
         return r;
-}
-
-int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
-        return walk_plan(plan, v, true);
 }
 
 /* ---- measuring: a visitor that counts ---- */
@@ -1050,9 +1046,7 @@ static int count_file(void *ctx, const nri_entry *e, int fd) {
             .source = e->source,
             .length = e->size,
             .id = e->id,
-            /* Where the blocks the file has cover its size, it has no hole
-             * to skip. */
-            .flags = (uint64_t)e->st->st_blocks * 512 < e->size,
+            .flags = nri_entry_may_have_holes(e),
         };
 
         st->files++;
@@ -1105,7 +1099,7 @@ int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *
          * without one (no thread to be had), by the walk. */
         if (nri_worker_new(count_job, &c.data, &c.worker) < 0)
                 c.worker = NULL;
-        r = walk_plan(plan, &v, true);
+        r = nri_plan_walk(plan, &v);
         r2 = nri_worker_finish(c.worker);
         if (r >= 0 && r2 < 0)
                 r = r2;
