@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Builds the newer Nix versions the plugin is tested against, once, into a
+# cache on this machine, and reuses them on the next run in seconds.
+#
+#   scripts/newer-nix.sh [VERSION...]     (default: every version below)
+#
+# Debian 12 ships Nix 2.8.0 only, and newer Nix cannot be built on it (its
+# libgit2, meson, libseccomp and boost are too old); trixie's own nix-bin is
+# linked statically and exports no symbols, so no plugin can load into it.
+# So each version is built from source, with shared libraries, inside a
+# Debian trixie chroot, and installed under a prefix of the cache:
+#
+#   $NRI_NIX_CACHE/                       (default /var/cache/nix-repart-image)
+#     trixie/                             the chroot (debootstrap --variant=minbase)
+#     nix-VERSION -> trixie/$NRI_NIX_CACHE/nix-VERSION
+#                                         bin/ (nix, nix-build, …), lib/,
+#                                         include/, lib/pkgconfig/
+#
+# The programs run on the host as they are: they are linked with the
+# chroot's dynamic loader as their interpreter and an RPATH into the chroot's
+# libraries, and the prefix has the same path inside and outside the chroot
+# (inside, $NRI_NIX_CACHE/trixie is a symlink to /).  They use the host's
+# /nix/store, /nix/var and $NIX_CONF_DIR like any Nix.
+#
+# Sources, and nothing downloaded but Debian packages:
+#   2.26.3   Debian trixie's nix source package (Debian's patches applied)
+#   2.33.6   upstream tarball nix-2.33.6.tar.xz  } from $NRI_NIX_TARBALLS,
+#   2.35.2   upstream tarball nix-2.35.2.tar.xz  } checked against the sha256 below
+# 2.35 needs curl >= 8.17 and meson >= 1.8, and 2.33 libblake3 >= 1.8.2,
+# which trixie lacks: curl comes from trixie-backports (8.21), meson and
+# libblake3 from Debian forky (testing), pinned so nothing else is taken
+# from there.
+#
+# Environment:
+#   NRI_NIX_CACHE=/var/cache/nix-repart-image
+#   NRI_NIX_TARBALLS=DIR   where nix-VERSION.tar.xz are (default: the
+#                          directory ../shared/nix-src beside the project,
+#                          as on the project's development machines)
+#   NRI_NIX_OPT=-O0        optimisation of the Nix build (-O1: slower to
+#                          build, faster to evaluate)
+#   JOBS=$(nproc)
+#   MIRROR=http://deb.debian.org/debian
+#
+# Prints, last, one line per version: "VERSION PREFIX" for those that are
+# ready.  Exits non-zero when a version could not be built; a version whose
+# tarball is missing is reported and skipped (exit status 3 when that is the
+# only problem).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${NRI_NIX_CACHE:-/var/cache/nix-repart-image}
+TARBALLS=${NRI_NIX_TARBALLS:-$(cd "$here/.." && pwd)/shared/nix-src}
+OPT=${NRI_NIX_OPT:--O0}
+JOBS=${JOBS:-$(nproc)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+C=$CACHE/trixie
+# Changing how a version is built changes this; a cached build made by
+# another recipe is rebuilt.
+RECIPE=1
+
+# version  source               sha256 of the tarball (upstream sources)
+VERSIONS=(
+  "2.26.3 debian:2.26.3+dfsg-1 -"
+  "2.33.6 tarball ae6b33195e162f5e096ff032c398dbf457e864ce3d5023223c988e48dae7ce2e"
+  "2.35.2 tarball e5a43158e47f26836f1e7ac6526079573a2a07b6fdbf8a1fdda96d39525d3385"
+)
+
+say() { printf '== [%s] newer-nix: %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'newer-nix: %s\n' "$*" >&2; exit 1; }
+inchroot() {
+  chroot "$C" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it makes a chroot and installs Debian packages into it)"
+
+wanted=("$@")
+if [ ${#wanted[@]} -eq 0 ]; then
+  for v in "${VERSIONS[@]}"; do wanted+=("${v%% *}"); done
+fi
+spec_of() {
+  local v
+  for v in "${VERSIONS[@]}"; do [ "${v%% *}" = "$1" ] && { echo "$v"; return 0; }; done
+  return 1
+}
+for v in "${wanted[@]}"; do
+  spec_of "$v" >/dev/null || die "Nix $v is not one of the versions this script builds: ${VERSIONS[*]%% *}"
+done
+
+# A version is ready when its stamp matches the recipe and its source.
+stamp_text() { printf 'recipe %s\nsource %s\nopt %s\n' "$RECIPE" "$2" "$OPT"; }
+ready() { # ready VERSION SOURCE-ID
+  local p=$C$CACHE/nix-$1
+  [ -x "$p/bin/nix" ] && [ "$(cat "$p/.built" 2>/dev/null)" = "$(stamp_text "$1" "$2")" ]
+}
+source_id() { # source_id VERSION KIND SHA
+  if [ "$2" = tarball ]; then echo "$3"; else echo "$2"; fi
+}
+
+todo=()
+for v in "${wanted[@]}"; do
+  read -r ver kind sha <<<"$(spec_of "$v")"
+  ready "$ver" "$(source_id "$ver" "$kind" "$sha")" || todo+=("$v")
+done
+
+if [ ${#todo[@]} -gt 0 ]; then
+  mkdir -p "$CACHE"
+  # ---- the chroot: trixie with Nix's build dependencies -------------------
+  if ! command -v debootstrap >/dev/null; then
+    say "installing debootstrap on the host"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
+  fi
+  if [ ! -x "$C/usr/bin/apt-get" ] || [ ! -f "$C/.debootstrap-done" ]; then
+    say "debootstrap trixie -> $C (about a minute)"
+    rm -rf "$C"
+    debootstrap --variant=minbase --include=ca-certificates trixie "$C" "$MIRROR" \
+      >"$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log"; die "debootstrap failed"; }
+    touch "$C/.debootstrap-done"
+  fi
+
+  mounted=()
+  mnt() { # mnt TYPE SRC DIR
+    mountpoint -q "$C/$3" && return 0
+    if [ "$1" = bind ]; then mount --bind "$2" "$C/$3"; else mount -t "$1" "$2" "$C/$3"; fi
+    mounted=("$C/$3" "${mounted[@]}")
+  }
+  cleanup() { for m in "${mounted[@]}"; do umount "$m" 2>/dev/null || umount -l "$m"; done; }
+  trap cleanup EXIT
+  mnt proc proc proc
+  mnt bind /dev dev
+  mnt bind /dev/pts dev/pts
+  mnt sysfs sysfs sys
+  cp /etc/resolv.conf "$C/etc/resolv.conf"
+
+  # The host's path of the chroot is a symlink to / inside it, so that the
+  # interpreter and RPATH the programs are linked with work in both.
+  mkdir -p "$C$(dirname "$C")"
+  [ -L "$C$C" ] || ln -sfn / "$C$C"
+
+  # forky's Release file in Debian's archive may be past its Valid-Until
+  # while its packages are still signed: only its date is not checked.
+  sources="deb $MIRROR trixie main
+deb-src $MIRROR trixie main
+deb $MIRROR trixie-backports main
+deb [check-valid-until=no] $MIRROR forky main"
+  if [ "$(cat "$C/etc/apt/sources.list" 2>/dev/null)" != "$sources" ]; then
+    printf '%s\n' "$sources" >"$C/etc/apt/sources.list"
+    rm -f "$C/.deps-done"
+    cat >"$C/etc/apt/preferences.d/nri-pin" <<'EOF'
+Package: *
+Pin: release n=forky
+Pin-Priority: 100
+
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 100
+EOF
+  fi
+  if [ ! -f "$C/.deps-done" ]; then
+    say "installing Nix's build dependencies in the chroot (about two minutes)"
+    inchroot apt-get update -q >/dev/null
+    inchroot apt-get install -y -q --no-install-recommends build-essential dpkg-dev pkg-config \
+      libcjson-dev libssl-dev libboost-url-dev libtoml11-dev >/dev/null
+    inchroot apt-get build-dep -y -q --no-install-recommends nix >/dev/null
+    # Newer than trixie has: curl (2.35), meson (2.35), libblake3 (2.33, 2.35).
+    inchroot apt-get install -y -q --no-install-recommends -t trixie-backports libcurl4-openssl-dev >/dev/null
+    inchroot apt-get install -y -q --no-install-recommends -t forky meson libblake3-dev >/dev/null
+    touch "$C/.deps-done"
+  fi
+  mkdir -p "$C/build"
+
+  # ---- each version --------------------------------------------------------
+  for v in "${todo[@]}"; do
+    read -r ver kind sha <<<"$(spec_of "$v")"
+    sid=$(source_id "$ver" "$kind" "$sha")
+    src=/build/src-$ver
+    if [ "$kind" = tarball ]; then
+      tb=$TARBALLS/nix-$ver.tar.xz
+      if [ ! -f "$tb" ]; then
+        echo "newer-nix: Nix $ver is skipped: its source tarball $tb is missing (set NRI_NIX_TARBALLS to the directory holding nix-$ver.tar.xz, sha256 $sha)" >&2
+        skipped=1
+        continue
+      fi
+      got=$(sha256sum "$tb" | cut -d' ' -f1)
+      [ "$got" = "$sha" ] || die "$tb has sha256 $got, not $sha: refusing to build it"
+      if [ ! -f "$C$src/.unpacked" ]; then
+        rm -rf "$C$src" && mkdir -p "$C$src"
+        tar -xJf "$tb" -C "$C$src" --strip-components=1
+        touch "$C$src/.unpacked"
+      fi
+    else
+      if [ ! -f "$C$src/.unpacked" ]; then
+        say "apt-get source nix=${kind#debian:} (in the chroot)"
+        rm -rf "$C$src" "$C/build/deb-$ver" && mkdir -p "$C/build/deb-$ver"
+        inchroot sh -c "cd /build/deb-$ver && apt-get source -q nix=${kind#debian:}" >/dev/null 2>&1 ||
+          die "apt-get source nix=${kind#debian:} failed"
+        mv "$C/build/deb-$ver"/nix-*/ "$C$src"
+        touch "$C$src/.unpacked"
+      fi
+    fi
+
+    prefix=$CACHE/nix-$ver # the same path inside the chroot and on the host
+    bdir=/build/build-$ver
+    loader=$C/lib64/ld-linux-x86-64.so.2
+    rpath=$prefix/lib:$C/usr/lib/x86_64-linux-gnu:$C/lib/x86_64-linux-gnu
+    opts=(-Ddoc-gen=false -Dunit-tests=false -Dlibcmd:readline-flavor=readline
+          -Dlibexpr:gc=enabled -Dlibstore:sandbox-shell=/bin/sh)
+    case $ver in
+      2.26.*) opts+=(-Dbindings=false) ;;
+      2.33.*) opts+=(-Dbindings=false -Djson-schema-checks=false -Dkaitai-struct-checks=false) ;;
+      *)      opts+=(-Dfunctional-tests=false -Djson-schema-checks=false -Dkaitai-struct-checks=false) ;;
+    esac
+    rm -rf "$C$bdir" "$C$prefix"
+    mkdir -p "$C$prefix"
+    ln -sfn "trixie$prefix" "$CACHE/nix-$ver"
+    say "Nix $ver: meson setup ($OPT, shared libraries, prefix $prefix)"
+    inchroot env CFLAGS="$OPT -g0" CXXFLAGS="$OPT -g0" \
+      LDFLAGS="-Wl,--dynamic-linker=$loader -Wl,-rpath,$rpath" \
+      meson setup "$bdir" "$src" --prefix="$prefix" --sysconfdir=/etc --localstatedir=/nix/var \
+      --buildtype=plain -Ddefault_library=shared "${opts[@]}" >"$CACHE/meson-setup-$ver.log" 2>&1 ||
+      { tail -30 "$CACHE/meson-setup-$ver.log"; die "Nix $ver: meson setup failed ($CACHE/meson-setup-$ver.log)"; }
+    say "Nix $ver: ninja -j$JOBS (the long step: 10 to 20 minutes)"
+    inchroot ninja -C "$bdir" -j"$JOBS" >"$CACHE/ninja-$ver.log" 2>&1 ||
+      { tail -30 "$CACHE/ninja-$ver.log"; die "Nix $ver: build failed ($CACHE/ninja-$ver.log)"; }
+    inchroot ninja -C "$bdir" install >"$CACHE/ninja-install-$ver.log" 2>&1 ||
+      { tail -30 "$CACHE/ninja-install-$ver.log"; die "Nix $ver: install failed"; }
+    # Runs on the host, outside the chroot?
+    "$prefix/bin/nix" --version >/dev/null || die "Nix $ver: $prefix/bin/nix does not run on the host"
+    rm -rf "$C$bdir"
+    stamp_text "$ver" "$sid" >"$C$prefix/.built"
+    say "Nix $ver: ready in $prefix"
+  done
+fi
+
+status=0
+for v in "${wanted[@]}"; do
+  read -r ver kind sha <<<"$(spec_of "$v")"
+  if ready "$ver" "$(source_id "$ver" "$kind" "$sha")"; then
+    echo "$ver $CACHE/nix-$ver"
+  else
+    status=3
+  fi
+done
+[ -z "${skipped:-}" ] || exit 3
+exit $status
