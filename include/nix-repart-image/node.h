@@ -2,8 +2,12 @@
  *
  * The C++ shim forces the Nix value down to the depth the argument's schema
  * needs (NRI_NODE_MAX_DEPTH) and converts it into this tree; the C core never
- * sees a Nix type.  Derivations are not descended into: they become
- * NRI_DERIVATION nodes holding their outPath. */
+ * sees a Nix type.  A set Nix would coerce to a string (a derivation, or any
+ * set with outPath or __toString) is not descended into: it becomes an
+ * NRI_COERCIBLE leaf, which the core has the shim coerce (nri_host.coerce)
+ * where a string may stand.  Each string carries the facts of its context
+ * (nri_context) the core needs to tell what a build that holds the string
+ * may read. */
 #pragma once
 
 #include <stdbool.h>
@@ -19,17 +23,34 @@ typedef enum nri_kind {
         NRI_BOOL,
         NRI_INT,
         NRI_FLOAT,
-        NRI_STRING,     /* str; has_context when it refers to store paths */
-        NRI_PATH,       /* str: a path literal, not yet in the store */
-        NRI_ATTRS,      /* attrs, sorted by name (byte order) */
-        NRI_LIST,       /* list */
-        NRI_DERIVATION, /* str: its outPath (with context) */
-        NRI_FUNCTION,   /* a lambda or primop */
-        NRI_DEEP,       /* below NRI_NODE_MAX_DEPTH: not forced */
+        NRI_STRING,    /* str and context; has_context when it refers to store paths */
+        NRI_PATH,      /* str: a path literal, not yet in the store */
+        NRI_ATTRS,     /* attrs, sorted by name (byte order) */
+        NRI_LIST,      /* list */
+        NRI_COERCIBLE, /* a set with __toString or outPath; nothing else is known */
+        NRI_FUNCTION,  /* a lambda or primop */
+        NRI_DEEP,      /* below NRI_NODE_MAX_DEPTH: not forced */
         _NRI_KIND_MAX,
 } nri_kind;
 
 typedef struct nri_node nri_node;
+
+/* What the context of a string makes available to the build of a derivation
+ * that holds the string: the store paths the derivation will depend on. */
+typedef struct nri_context {
+        /* Each plain store path of the context (a path added to the store,
+         * builtins.storePath, …), each derivation output it names
+         * ("!out!/nix/store/…-a.drv", resolved to the output's path through
+         * the store), and for "=/nix/store/…-a.drv" (a drvPath) the
+         * derivation itself and all its outputs. */
+        const char *const *paths;
+        size_t n_paths;
+        /* A context element the shim could not resolve into store paths, in
+         * words ("output out of /nix/store/…-a.drv, which is not in the
+         * store"), or NULL.  Read-only evaluation writes no .drv files, so
+         * the outputs of a derivation evaluated there cannot be read. */
+        const char *unresolved;
+} nri_context;
 
 typedef struct nri_attr {
         const char *name;
@@ -43,6 +64,7 @@ struct nri_node {
          * NULL when unknown. */
         const void *pos;
         bool has_context;
+        nri_context context; /* NRI_STRING */
         union {
                 bool b;
                 int64_t i;

@@ -77,7 +77,7 @@ typedef struct nri_partition {
         nri_format format;
         nri_minimize minimize;
         bool read_only, no_auto, grow_fs;
-        uint64_t flags; /* the GPT attribute bits as written */
+        uint64_t flags;         /* the GPT attribute bits as written */
         const char *split_name; /* SplitName=, unexpanded; NULL for "-" */
 
         nri_copy *contents;
@@ -120,6 +120,16 @@ typedef struct nri_host {
         int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
         /* The string in `node` goes into the derivation: keep its context. */
         void (*use_context)(void *ctx, const nri_node *node);
+        /* Coerces the set in `node` (NRI_COERCIBLE) to a string as "${set}"
+         * does — its __toString, else its outPath, again while the result
+         * is a set; a path is added to the store — into *ret, an NRI_STRING
+         * node with the string's context, at node's position.  Fails with
+         * *err set to a message without the attribute path. */
+        int (*coerce)(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
+        /* Read-only evaluation (nix-instantiate --eval, nix eval --read-only,
+         * nix-env -qa): no .drv file is written, this derivation's neither,
+         * so nothing evaluated here can be built. */
+        bool read_only;
 } nri_host;
 
 /* Validates and normalises the argument of builtins.repartImage.  0, or a

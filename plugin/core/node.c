@@ -36,7 +36,7 @@ const char *nri_kind_describe(nri_kind k) {
             [NRI_PATH] = "a path",
             [NRI_ATTRS] = "an attribute set",
             [NRI_LIST] = "a list",
-            [NRI_DERIVATION] = "a derivation",
+            [NRI_COERCIBLE] = "a derivation (a set with outPath or __toString)",
             [NRI_FUNCTION] = "a function",
             [NRI_DEEP] = "a nested value",
         };

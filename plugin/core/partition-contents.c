@@ -39,14 +39,19 @@ static int import_path(ctx *c, const nri_node *n, const char *path, const char *
         return r < 0 ? r : 0;
 }
 
+/* A path is imported; a set is coerced to a string as "${set}" would, and
+ * then meets every rule a string meets: its `type` proves nothing. */
 static int content_source(ctx *c, const nri_node *n, const char *path, const char **ret) {
+        int r;
+
         switch (n->kind) {
         case NRI_PATH:
                 return import_path(c, n, path, ret);
-        case NRI_DERIVATION:
-                c->host->use_context(c->host->ctx, n);
-                *ret = n->str.s;
-                return 0;
+        case NRI_COERCIBLE:
+                r = spec_coerce(c, n, path, &n);
+                if (r < 0)
+                        return r;
+                return spec_store_string(c, n, path, "source", n->str.s, ret);
         case NRI_STRING:
                 return spec_store_string(c, n, path, "source", n->str.s, ret);
         default:
@@ -77,7 +82,7 @@ static int parse_content(ctx *c, part_state *s, const char *cpath, const nri_att
         nri_partition *p = s->p;
         int r;
 
-        if (at->value->kind == NRI_DERIVATION || at->value->kind == NRI_PATH)
+        if (at->value->kind == NRI_COERCIBLE || at->value->kind == NRI_PATH)
                 return FAIL(c, at->value, "%s: expected an attribute set, got %s; write %s.source = …", path,
                             nri_kind_describe(at->value->kind), path);
         r = spec_expect(c, at->value, path, NRI_ATTRS);
@@ -123,15 +128,20 @@ int spec_parse_contents(ctx *c, part_state *s, const nri_node *pn) {
 
 /* ---- partitions: storePaths --------------------------------------------- */
 
+/* A derivation (coerced as "${drv}" would be: its `type` proves nothing),
+ * a path (imported) or a string: a whole store path, which a string's
+ * context must make available. */
 static int store_path_element(ctx *c, const nri_node *n, const char *path, const char **ret) {
         const char *s = NULL, *why;
         size_t len;
         int r;
 
+        if (n->kind == NRI_COERCIBLE) {
+                r = spec_coerce(c, n, path, &n);
+                if (r < 0)
+                        return r;
+        }
         switch (n->kind) {
-        case NRI_DERIVATION:
-                s = n->str.s;
-                break;
         case NRI_PATH:
                 r = import_path(c, n, path, &s);
                 if (r < 0)
@@ -153,14 +163,18 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
         if (s[len])
                 return FAIL(c, n, "%s: %s is inside the store path %s; give %s itself", path,
                             spec_quote(c, s), nri_strndup(c->a, s, len), nri_strndup(c->a, s, len));
-        if (n->kind == NRI_STRING && !n->has_context)
-                return FAIL(
-                    c, n,
-                    "%s: %s is a string without store context, so Nix would not know the image needs "
-                    "it; use the derivation itself or \"${drv}\"",
-                    path, spec_quote(c, s));
-        if (n->kind != NRI_PATH)
+        if (n->kind == NRI_STRING) {
+                if (!n->has_context)
+                        return FAIL(
+                            c, n,
+                            "%s: %s is a string without store context, so Nix would not know the image "
+                            "needs it; use the derivation itself or \"${drv}\"",
+                            path, spec_quote(c, s));
+                r = spec_check_context(c, n, path, s);
+                if (r < 0)
+                        return r;
                 c->host->use_context(c->host->ctx, n);
+        }
         *ret = s;
         return 0;
 }

@@ -105,6 +105,12 @@ const char *spec_normalise_path(ctx *c, const char *in, const char **ret);
 /* The length of the store path `s` is or is inside of; 0 when `s` is not
  * in the store. */
 size_t spec_store_path_length(const char *store_dir, const char *s);
+/* The set `n` (NRI_COERCIBLE) as the string "${n}" gives, through the
+ * shim, into *ret. */
+int spec_coerce(ctx *c, const nri_node *n, const char *path, const nri_node **ret);
+/* The store path `s` (normalised) is inside must be one the context of the
+ * string `n` makes available, or the derivation would not depend on it. */
+int spec_check_context(ctx *c, const nri_node *n, const char *path, const char *s);
 /* A string naming something in the store, as `what` (e.g. "source"):
  * normalised into *ret, with its context kept for the derivation. */
 int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *what, const char *s,

@@ -253,11 +253,68 @@ size_t spec_store_path_length(const char *store_dir, const char *s) {
         return d + 1 + len;
 }
 
+int spec_coerce(ctx *c, const nri_node *n, const char *path, const nri_node **ret) {
+        int r = c->host->coerce(c->host->ctx, n, ret, c->err);
+
+        if (r < 0 && c->err && c->err->message)
+                c->err->message = nri_printf(c->a, "%s: %s", path, c->err->message);
+        return r < 0 ? r : 0;
+}
+
+/* The store paths of a context, for a message: a few of them. */
+static const char *context_text(ctx *c, const nri_context *k) {
+        const char *s = "";
+
+        if (k->n_paths == 0)
+                return "no store path";
+        for (size_t i = 0; i < k->n_paths && i < 3; i++)
+                s = nri_printf(c->a, "%s%s%s", s, i ? ", " : "", k->paths[i]);
+        if (k->n_paths > 3)
+                s = nri_printf(c->a, "%s and %zu more", s, k->n_paths - 3);
+        return s;
+}
+
+/* A string's context is what the derivation holding it depends on (Nix
+ * builds or fetches exactly that), and nothing stops a string from naming
+ * another store path than its context's: builtins.substring 0 0 "${a}" +
+ * "/nix/store/…-b" has a's context.  So the store path a string names
+ * must be one its context makes available.
+ *
+ * Read-only evaluation writes no .drv files, so there the outputs of a
+ * derivation that was never instantiated cannot be read (the context
+ * says "!out!/nix/store/…-a.drv" and nothing more).  Nothing evaluated
+ * read-only can be built either — this derivation's own .drv is not
+ * written — and an evaluation that writes it has every .drv its strings
+ * name in the store (Nix writes a .drv before a string can name its
+ * outputs), so it checks fully.  So an unresolved context is let through in
+ * read-only evaluation only. */
+int spec_check_context(ctx *c, const nri_node *n, const char *path, const char *s) {
+        const nri_context *k = &n->context;
+        size_t len = spec_store_path_length(c->store_dir, s);
+        const char *store_path = nri_strndup(c->a, s, len);
+
+        for (size_t i = 0; i < k->n_paths; i++)
+                if (streq(k->paths[i], store_path))
+                        return 0;
+        if (k->unresolved && c->host->read_only)
+                return 0;
+        if (k->unresolved)
+                return FAIL(c, n,
+                            "%s: %s: cannot tell which store paths the string's context stands for: %s",
+                            path, spec_quote(c, n->str.s), k->unresolved);
+        return FAIL(c, n,
+                    "%s: %s names the store path %s, but the string's context holds %s, so the image's "
+                    "derivation would not depend on what it copies; refer to the store path through what "
+                    "makes it (\"${drv}/…\", a path literal)",
+                    path, spec_quote(c, n->str.s), store_path, context_text(c, k));
+}
+
 /* A string that names something in the store must carry its context, or
  * the derivation would not depend on what the image copies. */
 int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *what, const char *s,
                       const char **ret) {
         const char *why, *norm = NULL;
+        int r;
 
         why = spec_normalise_path(c, s, &norm);
         if (why)
@@ -270,6 +327,9 @@ int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *w
         if (!spec_store_path_length(c->store_dir, norm))
                 return FAIL(c, n, "%s: %s %s is not in the Nix store (%s)", path, what, spec_quote(c, s),
                             c->store_dir);
+        r = spec_check_context(c, n, path, norm);
+        if (r < 0)
+                return r;
         c->host->use_context(c->host->ctx, n);
         *ret = norm;
         return 0;

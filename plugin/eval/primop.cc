@@ -6,12 +6,15 @@
 // position, and turn the core's JSON back into Nix values — with the string
 // context of every store path the image uses, so the derivation depends on
 // exactly what goes into the image.  Validation, normalisation and the
-// derivation's attributes are decided in C (plugin/core/).
+// derivation's attributes are decided in C (plugin/core/); so is what a
+// string's context allows: this file only says which store paths a context
+// stands for (Call::setContext) and coerces a set to a string (Call::coerce).
 //
 // Written against Nix 2.8 (primops take `const Pos &`; RegisterPrimOp::Info).
 
 #include <config.h>
 
+#include <derivations.hh>
 #include <eval-inline.hh>
 #include <eval.hh>
 #include <globals.hh>
@@ -19,6 +22,7 @@
 #include <store-api.hh>
 
 #include <algorithm>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +54,13 @@ struct RepartImageSettings : Config {
 
 RepartImageSettings repartImageSettings;
 GlobalConfig::Register registerSettings(&repartImageSettings);
+
+// The words of a Nix error, for a message of ours: not msg(), which is the
+// whole report ("error: …", positions, traces), so that a message quoting it
+// would say "error:" twice.
+std::string errorText(const BaseError &e) {
+        return filterANSIEscapes(e.info().msg.str(), true);
+}
 
 // The bundle as the derivation names it: `root` is the directory holding bin/
 // and lib/ (a store path, or a directory inside one), `storePath` the store
@@ -98,8 +109,9 @@ Bundle importBundle(EvalState &state, const std::string &setting) {
                         } catch (Error &e) {
                                 auto computed = store.computeStorePathForPath(name, dir).first;
                                 if (!store.isValidPath(computed))
-                                        throw Error("cannot add the builder bundle %s to the Nix store (%s): %s",
-                                                    dir, e.msg(), bundleAdvice(dir));
+                                        throw Error(
+                                            "cannot add the builder bundle %s to the Nix store (%s): %s",
+                                            dir, errorText(e), bundleAdvice(dir));
                                 path = computed;
                         }
                 }
@@ -107,6 +119,28 @@ Bundle importBundle(EvalState &state, const std::string &setting) {
         }
         cache.emplace(key, b);
         return b;
+}
+
+// The outputs of the derivation `drvPath`, name → store path ("" for an
+// output whose path is known only once built), read from its .drv; nullptr,
+// with `why` set, when the .drv cannot be read (read-only evaluation writes
+// none).  A .drv never changes, so what was read once is kept.
+const std::map<std::string, std::string> *derivationOutputs(Store &store, const std::string &drvPath,
+                                                            std::string &why) {
+        static std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>> cache;
+        auto key = std::make_pair(store.getUri(), drvPath);
+        if (auto it = cache.find(key); it != cache.end())
+                return &it->second;
+        try {
+                std::map<std::string, std::string> outputs;
+                for (auto &[name, out] :
+                     store.readDerivation(store.parseStorePath(drvPath)).outputsAndOptPaths(store))
+                        outputs[name] = out.second ? store.printStorePath(*out.second) : "";
+                return &cache.emplace(key, std::move(outputs)).first->second;
+        } catch (Error &e) {
+                why = errorText(e);
+                return nullptr;
+        }
 }
 
 struct ArenaDeleter {
@@ -133,19 +167,78 @@ class Call {
         // Store path → the context of the strings the spec uses under it.
         std::map<std::string, PathSet> usedContext;
 
+        // The sets convert() left for coerce(), with their values.
+        std::map<const nri_node *, Value *> coercible;
+        // What a callback caught and run() throws again (defer()).
+        std::exception_ptr pending;
+
         nri_node *convert(Value &v, const Pos &pos, unsigned depth);
         void setString(nri_node *n, std::string_view s);
+        void setContext(nri_node *n, const PathSet &context);
         std::string storePathOf(std::string_view s) const;
         void toValue(const cJSON *j, Value &v);
         [[noreturn]] void fail(const nri_error &err);
 
         static int importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err);
         static void useContext(void *ctx, const nri_node *node);
+        static int coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
+        int defer(nri_error *err, const nri_node *node);
 };
 
 void Call::setString(nri_node *n, std::string_view s) {
         n->str.s = nri_strndup(arena.get(), s.data(), s.size());
         n->str.len = s.size();
+}
+
+// The store paths a string's context makes available to a build (node.h,
+// nri_context).  Nix 2.8 writes a context element as "/nix/store/…" (a
+// path), "!<output>!/nix/store/…-x.drv" (an output) or
+// "=/nix/store/…-x.drv" (a drvPath: the derivation and all its outputs).
+void Call::setContext(nri_node *n, const PathSet &context) {
+        std::vector<std::string> paths;
+        std::string unresolved;
+        for (auto &c : context) {
+                if (c.empty() || (c[0] != '!' && c[0] != '=')) {
+                        paths.push_back(c);
+                        continue;
+                }
+                std::string drvPath, output, why;
+                if (c[0] == '=') {
+                        drvPath = c.substr(1);
+                        paths.push_back(drvPath);
+                } else {
+                        auto bang = c.find('!', 1);
+                        output = c.substr(1, bang == std::string::npos ? 0 : bang - 1);
+                        drvPath = bang == std::string::npos ? "" : c.substr(bang + 1);
+                }
+                auto *outputs = derivationOutputs(*state.store, drvPath, why);
+                for (auto &[name, path] : outputs ? *outputs : std::map<std::string, std::string>{}) {
+                        if (!output.empty() && name != output)
+                                continue;
+                        if (path.empty())
+                                why = "its path is known only once it is built";
+                        else
+                                paths.push_back(path);
+                        if (!output.empty())
+                                break;
+                }
+                if (outputs && !output.empty() && !outputs->count(output))
+                        why = "the derivation has no such output";
+                if (!why.empty() && unresolved.empty())
+                        unresolved = (output.empty() ? "the outputs of " : "output " + output + " of ") +
+                                     drvPath + " (" + why + ")";
+        }
+        auto *a = arena.get();
+        auto **list = static_cast<const char **>(nri_alloc(a, sizeof(char *) * (paths.size() + 1)));
+        for (size_t i = 0; i < paths.size(); i++)
+                list[i] = nri_strndup(a, paths[i].data(), paths[i].size());
+        list[paths.size()] = nullptr;
+        n->has_context = !context.empty();
+        n->context.paths = list;
+        n->context.n_paths = paths.size();
+        n->context.unresolved = unresolved.empty() ? nullptr : nri_strdup(a, unresolved.c_str());
+        if (!context.empty())
+                nodeContext[n] = context;
 }
 
 nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
@@ -173,14 +266,12 @@ nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
                 n->f = v.fpoint;
                 break;
         case nString: {
+                PathSet context;
                 n->kind = NRI_STRING;
                 setString(n, v.string.s);
-                if (v.string.context && *v.string.context) {
-                        n->has_context = true;
-                        auto &ctx = nodeContext[n];
-                        for (const char **c = v.string.context; *c; c++)
-                                ctx.insert(*c);
-                }
+                for (const char **c = v.string.context; c && *c; c++)
+                        context.insert(*c);
+                setContext(n, context);
                 break;
         }
         case nPath:
@@ -188,16 +279,11 @@ nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
                 setString(n, v.path);
                 break;
         case nAttrs: {
-                /* { type = "derivation"; } without outPath is no derivation:
-                 * as a plain set, the core's error names the attribute (Nix's
-                 * own "cannot coerce a set to a string" would not). */
-                if (state.isDerivation(v) && v.attrs->get(state.sOutPath)) {
-                        PathSet ctx;
-                        auto out = state.coerceToString(pos, v, ctx, false, false);
-                        n->kind = NRI_DERIVATION;
-                        n->has_context = !ctx.empty();
-                        setString(n, *out);
-                        nodeContext[n] = std::move(ctx);
+                /* What Nix would coerce to a string, whatever its `type`
+                 * says: left for coerce(), where the core takes a string. */
+                if (v.attrs->get(state.sToString) || v.attrs->get(state.sOutPath)) {
+                        n->kind = NRI_COERCIBLE;
+                        coercible[n] = &v;
                         break;
                 }
                 std::vector<Attr *> attrs;
@@ -253,8 +339,65 @@ int Call::importPath(void *ctx, const nri_node *node, const char **ret, nri_erro
                 *ret = nri_strdup(self->arena.get(), storePath.c_str());
                 return 0;
         } catch (Error &e) {
-                return nri_fail(self->arena.get(), err, node, "cannot copy %s into the Nix store: %s", node->str.s,
-                                e.msg().c_str());
+                return nri_fail(self->arena.get(), err, node, "cannot copy %s into the Nix store: %s",
+                                node->str.s, errorText(e).c_str());
+        } catch (...) {
+                return self->defer(err, node);
+        }
+}
+
+// An exception that is no evaluation error (an interrupt, no memory) must
+// not unwind through the C core: it is kept, the core is told to stop, and
+// run() throws it again.
+int Call::defer(nri_error *err, const nri_node *node) {
+        pending = std::current_exception();
+        return nri_fail(arena.get(), err, node, "interrupted");
+}
+
+// "${set}": Nix's coerceToString() of a set (EvalState::tryAttrsToString),
+// one step at a time so that a set whose outPath is itself, or nests
+// without end, is an error rather than a stack overflow.
+int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err) {
+        auto *self = static_cast<Call *>(ctx);
+        auto &state = self->state;
+        const Pos &pos = *static_cast<const Pos *>(node->pos);
+        constexpr unsigned maxSteps = 64;
+        try {
+                Value *v = self->coercible.at(node);
+                state.forceValue(*v, pos);
+                for (unsigned step = 0; v->type() == nAttrs; step++) {
+                        if (step == maxSteps)
+                                return nri_fail(self->arena.get(), err, node,
+                                                "outPath or __toString still gives a set after %u steps",
+                                                maxSteps);
+                        if (auto *toString = v->attrs->get(state.sToString)) {
+                                Value *r = state.allocValue();
+                                state.callFunction(*toString->value, *v, *r, pos);
+                                v = r;
+                        } else if (auto *outPath = v->attrs->get(state.sOutPath)) {
+                                v = outPath->value;
+                        } else {
+                                return nri_fail(
+                                    self->arena.get(), err, node,
+                                    "cannot coerce it to a string: a set that outPath or __toString "
+                                    "gives has neither");
+                        }
+                        state.forceValue(*v, pos);
+                }
+                PathSet context;
+                auto s = state.coerceToString(pos, *v, context, false, true);
+                auto *n = static_cast<nri_node *>(nri_alloc(self->arena.get(), sizeof(nri_node)));
+                n->kind = NRI_STRING;
+                n->pos = node->pos;
+                self->setString(n, *s);
+                self->setContext(n, context);
+                *ret = n;
+                return 0;
+        } catch (Error &e) {
+                return nri_fail(self->arena.get(), err, node, "cannot coerce it to a string: %s",
+                                errorText(e).c_str());
+        } catch (...) {
+                return self->defer(err, node);
         }
 }
 
@@ -317,11 +460,16 @@ void Call::run(Value &arg, Value &result) {
         host.ctx = this;
         host.import_path = importPath;
         host.use_context = useContext;
+        host.coerce = coerce;
+        host.read_only = settings.readOnlyMode;
 
         nri_spec *spec = nullptr;
         nri_error err = {};
-        if (nri_spec_from_args(arena.get(), args, &host, &spec, &err) < 0)
+        if (nri_spec_from_args(arena.get(), args, &host, &spec, &err) < 0) {
+                if (pending)
+                        std::rethrow_exception(pending);
                 fail(err);
+        }
 
         // The builder: a host program when repart-image-builder names one,
         // else the bundle's, run by the bundle's loader with the bundle's
@@ -336,7 +484,7 @@ void Call::run(Value &arg, Value &result) {
                         bundle = importBundle(state, repartImageSettings.bundle.get());
                         usedContext[bundle->storePath].insert(bundle->storePath);
                 } catch (Error &e) {
-                        bundleError = "builtins.repartImage: " + e.msg();
+                        bundleError = "builtins.repartImage: " + errorText(e);
                 }
         }
 

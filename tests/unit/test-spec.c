@@ -42,17 +42,48 @@ static nri_node *S(const char *s) {
         return str_kind(NRI_STRING, s, false);
 }
 
-/* A string with store context, as "${drv}/…" is. */
+/* A string whose context makes the store paths `paths` (NULL-terminated)
+ * available, and names none it cannot resolve. */
+static nri_node *SCX(const char *s, const char *const *paths) {
+        nri_node *n = str_kind(NRI_STRING, s, true);
+        size_t count = 0;
+
+        while (paths[count])
+                count++;
+        n->context.paths = paths;
+        n->context.n_paths = count;
+        return n;
+}
+
+/* A string with the context of the store path it names, as "${drv}/…" has
+ * (or, for a string outside the store, the context of TOPLEVEL). */
 static nri_node *SC(const char *s) {
-        return str_kind(NRI_STRING, s, true);
+        const char **paths = nri_alloc(A, 2 * sizeof(char *));
+        size_t len = strlen("/nix/store/") + 32 + 1;
+
+        len += strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? strcspn(s + len, "/") : 0;
+        paths[0] = strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? nri_strndup(A, s, len)
+                                                                         : "/nix/store/" H1 "-nixos-system";
+        return SCX(s, paths);
 }
 
 static nri_node *PATH(const char *s) {
         return str_kind(NRI_PATH, s, false);
 }
 
+/* A set Nix coerces to a string: the host's coerce() gives `to`. */
+static nri_node *COERCE(nri_node *to) {
+        nri_node *n = mk(NRI_COERCIBLE);
+
+        n->list.n = 1;
+        n->list.items = nri_alloc(A, sizeof(nri_node *));
+        n->list.items[0] = to; /* where the fake host finds it; the core never looks */
+        return n;
+}
+
+/* A derivation whose outPath is `out`, with its context. */
 static nri_node *DRV(const char *out) {
-        return str_kind(NRI_DERIVATION, out, true);
+        return COERCE(SC(out));
 }
 
 static nri_node *I(int64_t v) {
@@ -143,11 +174,19 @@ static void fake_use(void *ctx, const nri_node *node) {
         n_used++;
 }
 
-static const nri_host host = {
+static int fake_coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err) {
+        (void)ctx;
+        (void)err;
+        *ret = node->list.items[0];
+        return 0;
+}
+
+static nri_host host = {
     .store_dir = "/nix/store",
     .system = "x86_64-linux",
     .import_path = fake_import,
     .use_context = fake_use,
+    .coerce = fake_coerce,
 };
 
 static nri_spec *normalise(const nri_node *args) {
@@ -251,7 +290,7 @@ static void test_design_example(void) {
         CHECK(r->n_store_paths == 1);
         CHECK_STR(r->store_paths[0], TOPLEVEL);
         CHECK_STR(r->nix_store_prefix, "/nix/store");
-        CHECK(n_used == 1 && used[0] == toplevel);
+        CHECK(n_used == 1 && strcmp(used[0]->str.s, TOPLEVEL) == 0);
         CHECK(r->weight == 1000 && r->padding_weight == 0 && r->priority == 0);
 }
 
@@ -273,10 +312,12 @@ static void test_design_example_json(void) {
         if (!drv || !sum)
                 return;
         CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "name")), "image");
-        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "builder")), "/nix/store/" H2 "-bundle/lib/ld.so");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "builder")),
+                  "/nix/store/" H2 "-bundle/lib/ld.so");
         CHECK_STR(cJSON_GetStringValue(cJSON_GetArrayItem(cJSON_GetObjectItem(drv, "args"), 2)),
                   "/nix/store/" H2 "-bundle/bin/nix-repart-image-builder");
-        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "repartBundle")), "/nix/store/" H2 "-bundle");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(drv, "repartBundle")),
+                  "/nix/store/" H2 "-bundle");
         CHECK(cJSON_IsTrue(cJSON_GetObjectItem(drv, "__structuredAttrs")));
         graph = cJSON_GetObjectItem(drv, "exportReferencesGraph");
         CHECK(cJSON_GetArraySize(graph) == 1);
@@ -730,20 +771,22 @@ static void test_spec_read(void) {
 
         check_round_trip(image(ATTRS(
             "esp",
-            ATTRS("contents", ATTRS("/EFI/BOOT/BOOTX64.EFI", ATTRS("source", PATH("/src/bootx64.efi"), NULL), NULL),
+            ATTRS("contents",
+                  ATTRS("/EFI/BOOT/BOOTX64.EFI", ATTRS("source", PATH("/src/bootx64.efi"), NULL), NULL),
                   "repartConfig", ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
             "root",
             ATTRS("repartConfig",
-                  ATTRS("Type", S("root"), "CopyFiles", LIST(1, SC(SYSTEMD "/lib:/usr/lib")), "MakeDirectories",
-                        LIST(1, S("/var /srv")), NULL),
+                  ATTRS("Type", S("root"), "CopyFiles", LIST(1, SC(SYSTEMD "/lib:/usr/lib")),
+                        "MakeDirectories", LIST(1, S("/var /srv")), NULL),
                   NULL),
             NULL)));
-        check_round_trip(image(ATTRS(
-            "store", ATTRS("stripNixStorePrefix", B(true), "storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
-                           ATTRS("Type", S("linux-generic"), "Flags", S("0x8000000000000004"), "SizeMaxBytes",
-                                 S("1G"), "SplitName", S("-"), NULL),
-                           NULL),
-            NULL)));
+        check_round_trip(image(
+            ATTRS("store",
+                  ATTRS("stripNixStorePrefix", B(true), "storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
+                        ATTRS("Type", S("linux-generic"), "Flags", S("0x8000000000000004"), "SizeMaxBytes",
+                              S("1G"), "SplitName", S("-"), NULL),
+                        NULL),
+                  NULL)));
 
         /* A spec from another version of the plugin is refused, naming the field. */
         CHECK(j != NULL);
