@@ -14,6 +14,8 @@
 
 #include "arena.h"
 #include "error.h"
+#include "labels.h"
+#include "layout.h"
 #include "node.h"
 #include "types.h"
 #include "uuid.h"
@@ -23,7 +25,6 @@
 #define NRI_SIZE_LIMIT (UINT64_C(1) << 53)
 #define NRI_SIZE_UNSET UINT64_MAX
 #define NRI_WEIGHT_MAX UINT32_C(1000000)
-#define NRI_LABEL_MAX_UTF16 36
 
 typedef enum nri_format {
         NRI_FORMAT_NONE, /* no Format=: the partition is left unformatted */

@@ -97,41 +97,6 @@ static size_t utf8_put(char *out, uint32_t c) {
         return 4;
 }
 
-/* ---- the label -------------------------------------------------------- */
-
-int nri_vfat_mangle_label(const char *label, char **ret) {
-        size_t n = 0;
-        char *q;
-
-        q = malloc(strlen(label) + sizeof("NO NAME"));
-        if (!q)
-                return -ENOMEM;
-        for (const char *p = label; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c);
-
-                if (l < 0) {
-                        free(q);
-                        return -EINVAL;
-                }
-                q[n++] = l == 1 ? *p : '_';
-                p += l;
-        }
-        if (n > 11)
-                n = 11;
-        q[n] = '\0';
-        for (char *p = q; *p; p++) {
-                if (*p >= 'a' && *p <= 'z')
-                        *p = (char)(*p - 'a' + 'A');
-                if (strchr("*?.,;:/\\|+=<>[]\"", *p) || (unsigned char)*p < ' ' || *p == 127)
-                        *p = '_';
-        }
-        if (n == 0)
-                strcpy(q, "NO NAME");
-        *ret = q;
-        return 0;
-}
-
 /* ---- the layout (mkfs.fat 4.2: establish_params(), setup_tables()) ----- */
 
 #define MAX_CLUST_12 4084u
@@ -1418,9 +1383,9 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
                 fprintf(stderr, "%s: the label \"%s\" is not UTF-8\n", w.what, o->label);
                 return r;
         }
-        if (label[0] == ' ') {
-                fprintf(stderr, "%s: the label \"%s\" starts with a space, which mkfs.vfat refuses\n",
-                        w.what, o->label);
+        if (nri_vfat_label_problem(label)) {
+                fprintf(stderr, "%s: the label \"%s\" (\"%s\" for FAT) %s\n", w.what, o->label, label,
+                        nri_vfat_label_problem(label));
                 return -EINVAL;
         }
         if (stat(image_path, &st) < 0) {
