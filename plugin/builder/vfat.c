@@ -9,6 +9,7 @@
  * per directory copies the files whose store name is also their name there;
  * a file that is renamed on the way gets an mcopy of its own. */
 #include "nix-repart-image/vfat.h"
+#include "nix-repart-image/fat-names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -651,110 +652,16 @@ static char *fold(writer *w, const char *path) {
         return out;
 }
 
-/* Whether mtools stores `name` as a short 8.3 name alone, without long-name
- * entries: as its dos_name() decides, when nothing has to be dropped or
- * changed to make one — no leading dot or space, no space or further dot,
- * at most 8 + 3 characters, no control character, neither part in mixed
- * case.  (mtools also writes a long name when code page 437 lacks a
- * character; not counted here, so this may say yes where it would not.) */
-static bool stored_as_short_name(const writer *w, const char *name) {
-        const char *dot = strrchr(name, '.');
-        size_t count[2] = {0};
-        bool upper[2] = {false}, lower[2] = {false};
-
-        if (name[0] == '.' || name[0] == ' ')
-                return false;
-        for (const char *p = name; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c), part = dot && p > dot;
-
-                if (l < 0)
-                        return false;
-                if (p != dot) {
-                        if (c == ' ' || c == '.' || c < 0x20 || (c >= 0x7f && c < 0xa0))
-                                return false;
-                        count[part]++;
-                        if (w->utf8 ? iswlower_l((wint_t)c, w->utf8) : (c >= 'a' && c <= 'z'))
-                                lower[part] = true;
-                        else if (w->utf8 ? iswupper_l((wint_t)c, w->utf8) : (c >= 'A' && c <= 'Z'))
-                                upper[part] = true;
-                }
-                p += l;
-        }
-        return count[0] <= 8 && count[1] <= 3 && !(upper[0] && lower[0]) && !(upper[1] && lower[1]);
-}
-
-/* Whether FAT (and mtools) can hold `name`, a single path component. */
+/* Whether FAT (and mtools) can hold `name`, a single path component: the
+ * rule the evaluator applies to the targets it knows (fat-names.h). */
 static int check_name(writer *w, const char *target, const char *name) {
-        static const char *const reserved[] = {"CON",  "AUX",  "PRN",  "NUL",  "COM1", "COM2",
-                                               "COM3", "COM4", "LPT1", "LPT2", "LPT3", "LPT4"};
-        size_t units = 0, len = strlen(name);
-        bool non_ascii = false;
+        char buf[128];
+        const char *why = nri_fat_name_problem(name, w->utf8, buf, sizeof(buf));
 
-        if (len == 0) {
-                fprintf(stderr, "%s: '%s': empty file name\n", w->what, target);
+        if (why) {
+                fprintf(stderr, "%s: '%s': %s\n", w->what, target, why);
                 return -EINVAL;
         }
-        for (const char *p = name; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c);
-
-                if (l < 0) {
-                        fprintf(stderr, "%s: '%s': the name is not UTF-8, FAT stores names as UTF-16\n",
-                                w->what, target);
-                        return -EINVAL;
-                }
-                if (c < 0x20) {
-                        fprintf(stderr, "%s: '%s': FAT names cannot contain control characters\n", w->what,
-                                target);
-                        return -EINVAL;
-                }
-                if (c < 0x80 && strchr("\"*/:<>?\\|", (int)c)) {
-                        fprintf(stderr, "%s: '%s': FAT names cannot contain '%c'\n", w->what, target,
-                                (char)c);
-                        return -EINVAL;
-                }
-                /* mtools keeps the low 16 bits of each character of a long
-                 * name: U+1F600 would be written as U+F600. */
-                if (c > 0xffff) {
-                        fprintf(stderr,
-                                "%s: '%s': mtools cannot write characters outside the Basic Multilingual "
-                                "Plane (here U+%04" PRIX32 ") to FAT names\n",
-                                w->what, target, c);
-                        return -EINVAL;
-                }
-                non_ascii |= c >= 0x80;
-                units++;
-                p += l;
-        }
-        /* Stored as a short name alone, a name outside ASCII goes through code
-         * page 437 by iconv's transliteration and upper case ('ł.txt' becomes
-         * 'L.TXT', 'über' is read back as 'Über'): not the name it was. */
-        if (non_ascii && stored_as_short_name(w, name)) {
-                fprintf(stderr,
-                        "%s: '%s': a name that fits 8.3 and has characters outside ASCII is stored by "
-                        "mtools as a short name only, in code page 437, which does not keep it as it is; "
-                        "FAT here holds such a name only if it is longer than 8.3, has a space, or mixes "
-                        "upper and lower case\n",
-                        w->what, target);
-                return -EINVAL;
-        }
-        if (units > 255) {
-                fprintf(stderr, "%s: '%s': the name is %zu UTF-16 units long, FAT holds at most 255\n",
-                        w->what, target, units);
-                return -EINVAL;
-        }
-        if (name[len - 1] == '.' || name[len - 1] == ' ') {
-                fprintf(stderr, "%s: '%s': FAT drops a trailing %s from names\n", w->what, target,
-                        name[len - 1] == '.' ? "dot" : "space");
-                return -EINVAL;
-        }
-        for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-                if (strcasecmp(name, reserved[i]) == 0) {
-                        fprintf(stderr, "%s: '%s': %s is a reserved DOS device name\n", w->what, target,
-                                reserved[i]);
-                        return -EINVAL;
-                }
         return 0;
 }
 

@@ -218,7 +218,7 @@ static int key_copy_files(ctx *c, part_state *s, const key_value *kv) {
         why = spec_normalise_path(c, target, &target);
         if (why)
                 return FAIL(c, kv->node, "%s: the target %s %s", kv->path, spec_quote(c, raw_target), why);
-        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, source, target);
+        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, source, target, kv->node);
         return 0;
 }
 
@@ -272,6 +272,9 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
                         return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, word), why);
                 p->make_directories =
                     spec_grow(c, p->make_directories, p->n_make_directories, &s->cap_dirs, sizeof(char *));
+                s->dir_nodes = spec_grow(c, s->dir_nodes, p->n_make_directories, &s->cap_dir_nodes,
+                                         sizeof(nri_node *));
+                s->dir_nodes[p->n_make_directories] = kv->node;
                 p->make_directories[p->n_make_directories++] = dir;
         }
         if (r < 0)

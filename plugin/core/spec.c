@@ -360,6 +360,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
         if (r >= 0)
                 r = spec_check_format(c, s);
         if (r >= 0)
+                r = spec_check_fat_names(c, s);
+        if (r >= 0)
                 r = spec_merge_flags(c, s);
         return r;
 }

@@ -379,7 +379,7 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
                         } else {
                                 return nri_fail(
                                     self->arena.get(), err, node,
-                                    "cannot coerce it to a string: a set that outPath or __toString "
+                                    "cannot coerce the set to a string: a set that outPath or __toString "
                                     "gives has neither");
                         }
                         state.forceValue(*v, pos);
@@ -394,7 +394,7 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
                 *ret = n;
                 return 0;
         } catch (Error &e) {
-                return nri_fail(self->arena.get(), err, node, "cannot coerce it to a string: %s",
+                return nri_fail(self->arena.get(), err, node, "cannot coerce the set to a string: %s",
                                 errorText(e).c_str());
         } catch (...) {
                 return self->defer(err, node);

@@ -907,6 +907,38 @@ static void test_errors_the_builder_would_find(void) {
                                                S("a very long label: é*?"), NULL)),
                                     NULL))) != NULL);
 
+        /* Names FAT cannot hold, where the evaluator knows them. */
+        v = ATTRS("source", PATH("/src/x"), NULL);
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("contents", ATTRS("/a:b", v, NULL), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
+                                NULL)),
+                    "partitions.esp.contents.\"/a:b\": \"/a:b\": FAT names cannot contain ':'", v);
+        v = ATTRS("source", PATH("/src/x"), NULL);
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("contents", ATTRS("/efi/x", v, NULL), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), "MakeDirectories",
+                                            S("/EFI/BOOT"), NULL),
+                                      NULL),
+                                NULL)),
+                    "partitions.esp.contents.\"/efi/x\": \"/efi\" and \"/EFI\" "
+                    "(partitions.esp.repartConfig.MakeDirectories) differ only in case",
+                    v);
+        v = SC("/nix/store/" H1 "-what?");
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("storePaths", LIST(1, v), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
+                                NULL)),
+                    "partitions.esp.storePaths: \"/nix/store/" H1 "-what?\": FAT names cannot contain '?'",
+                    v);
+        /* The same names are fine in ext4. */
+        CHECK(normalise(
+                  image(ATTRS("r",
+                              ATTRS("contents", ATTRS("/a:b", ATTRS("source", PATH("/src/x"), NULL), NULL),
+                                    "storePaths", LIST(1, SC("/nix/store/" H1 "-what?")), "repartConfig",
+                                    ATTRS("Type", S("root"), "Format", S("ext4"), NULL), NULL),
+                              NULL))) != NULL);
+
         /* Sizes no content could make fit. */
         v = S("1M");
         CHECK_ERROR(
