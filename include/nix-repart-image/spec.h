@@ -120,8 +120,10 @@ typedef struct nri_host {
         /* Copies the path literal in `node` into the store (as "${./x}"
          * would) and returns the store path, or fails with *err set. */
         int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
-        /* The string in `node` goes into the derivation: keep its context. */
-        void (*use_context)(void *ctx, const nri_node *node);
+        /* The string in `node` names `store_path` (a store path, or a path
+         * inside one), which goes into the derivation: keep the string's
+         * context for it. */
+        void (*use_context)(void *ctx, const nri_node *node, const char *store_path);
         /* Coerces the set in `node` (NRI_COERCIBLE) to a string as "${set}"
          * does — its __toString, else its outPath, again while the result
          * is a set; a path is added to the store — into *ret, an NRI_STRING

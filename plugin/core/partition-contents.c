@@ -175,7 +175,7 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
                 r = spec_check_context(c, n, path, s);
                 if (r < 0)
                         return r;
-                c->host->use_context(c->host->ctx, n);
+                c->host->use_context(c->host->ctx, n, s);
         }
         *ret = s;
         return 0;

@@ -180,7 +180,7 @@ class Call {
         [[noreturn]] void fail(const nri_error &err);
 
         static int importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err);
-        static void useContext(void *ctx, const nri_node *node);
+        static void useContext(void *ctx, const nri_node *node, const char *storePath);
         static int coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
         int defer(nri_error *err, const nri_node *node);
 };
@@ -401,12 +401,15 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
         }
 }
 
-void Call::useContext(void *ctx, const nri_node *node) {
+// Keyed by the store path the core says the string names, not by the
+// string: a CopyFiles= value "/nix/store/…-x/sub:/target" names
+// /nix/store/…-x, which the spec holds as "/nix/store/…-x/sub".
+void Call::useContext(void *ctx, const nri_node *node, const char *storePath) {
         auto *self = static_cast<Call *>(ctx);
         auto it = self->nodeContext.find(node);
         if (it == self->nodeContext.end())
                 return;
-        self->usedContext[self->storePathOf(node->str.s)].insert(it->second.begin(), it->second.end());
+        self->usedContext[self->storePathOf(storePath)].insert(it->second.begin(), it->second.end());
 }
 
 void Call::toValue(const cJSON *j, Value &v) {

@@ -157,6 +157,7 @@ static nri_node *root_part(void) {
 
 static int n_used;
 static const nri_node *used[16];
+static const char *used_path[16];
 
 static int fake_import(void *ctx, const nri_node *node, const char **ret, nri_error *err) {
         const char *base = strrchr(node->str.s, '/');
@@ -167,10 +168,12 @@ static int fake_import(void *ctx, const nri_node *node, const char **ret, nri_er
         return 0;
 }
 
-static void fake_use(void *ctx, const nri_node *node) {
+static void fake_use(void *ctx, const nri_node *node, const char *store_path) {
         (void)ctx;
-        if (n_used < 16)
+        if (n_used < 16) {
                 used[n_used] = node;
+                used_path[n_used] = store_path;
+        }
         n_used++;
 }
 
@@ -464,6 +467,11 @@ static void test_copy_and_dirs(void) {
         CHECK_STR(p->make_directories[2], "/a b");
         CHECK_STR(p->make_directories[3], "/x/y");
         CHECK(n_used == 4);
+        /* What each string names, not the string: a CopyFiles= value is
+         * "SOURCE:TARGET". */
+        for (int i = 0; i < n_used && i < 16; i++)
+                if (used[i] == cf)
+                        CHECK_STR(used_path[i], SYSTEMD "/lib/systemd");
 }
 
 static void test_store_paths(void) {
