@@ -322,6 +322,8 @@ int spec_check_fat_names(ctx *c, part_state *s) {
                 add_fat_target(c, &t, &n, &cap,
                                nri_printf(c->a, "%s/%s", prefix, strrchr(p->store_paths[i], '/') + 1),
                                spec_path_join(c, s->path, "storePaths"), s->store_nodes[i]);
+        if (n == 0)
+                return 0;
         known = n;
         for (size_t i = 0; i < known; i++) {
                 r = check_fat_path(c, &t, &n, &cap, i, t[i].attr);
