@@ -550,14 +550,18 @@ The argument is the attribute set `image.repart` takes:
   algorithm `"zstd"` or `"xz"`).
 - `architecture` (`"x86-64"` or `"arm64"`, default: the evaluating system's):
   what `Type = "root"` and `"usr"` mean.
-- `partitions.<name>` (required), in name order, each with:
+- `partitions.<name>` (required; at most 128, the entries of a GPT), in
+  name order, each with:
   - `repartConfig` (required): systemd-repart `[Partition]` settings: `Type`,
     `Label`, `UUID`, `Priority`, `Weight`, `PaddingWeight`, `SizeMinBytes`,
     `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` (`ext4`,
     `vfat`), `CopyFiles`, `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`,
     `ReadOnly`, `GrowFileSystem`, `SplitName`; values are strings, integers,
     Booleans, or lists of strings for `CopyFiles` and `MakeDirectories`.
-  - `contents.<target>.source`: a path or derivation copied to `<target>`.
+  - `contents.<target>.source`: copied to `<target>`: a path (added to the
+    store), a derivation or other set with `outPath` or `__toString` (taken
+    as `"${set}"`), or a string naming a store path its own context holds
+    (`"${drv}/sub"`).  The same goes for a `CopyFiles` source.
   - `storePaths` (list of derivations or store paths): their whole runtime
     closures are copied into the file system.
   - `nixStorePrefix` (default: the store directory, `/nix/store`): where the
