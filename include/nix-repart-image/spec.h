@@ -56,8 +56,8 @@ const char *nri_compression_to_string(nri_compression c);
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {
-        const char *source; /* a path in the Nix store */
-        const char *target; /* absolute, normalised, in the file system */
+        const char *source;   /* a path in the Nix store */
+        const char *target;   /* absolute, normalised, in the file system */
         const nri_node *node; /* where it was written (NULL when read back) */
 } nri_copy;
 

@@ -272,8 +272,8 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
                         return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, word), why);
                 p->make_directories =
                     spec_grow(c, p->make_directories, p->n_make_directories, &s->cap_dirs, sizeof(char *));
-                s->dir_nodes = spec_grow(c, s->dir_nodes, p->n_make_directories, &s->cap_dir_nodes,
-                                         sizeof(nri_node *));
+                s->dir_nodes =
+                    spec_grow(c, s->dir_nodes, p->n_make_directories, &s->cap_dir_nodes, sizeof(nri_node *));
                 s->dir_nodes[p->n_make_directories] = kv->node;
                 p->make_directories[p->n_make_directories++] = dir;
         }
