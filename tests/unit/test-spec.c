@@ -58,12 +58,13 @@ static nri_node *SCX(const char *s, const char *const *paths) {
 /* A string with the context of the store path it names, as "${drv}/…" has
  * (or, for a string outside the store, the context of TOPLEVEL). */
 static nri_node *SC(const char *s) {
-        const char **paths = nri_alloc(A, 2 * sizeof(char *));
-        size_t len = strlen("/nix/store/") + 32 + 1;
+        const char **paths = nri_alloc(A, 2 * sizeof(char *)); /* zeroed: paths[1] ends the list */
+        size_t hash_end = strlen("/nix/store/") + 32 + 1;
 
-        len += strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? strcspn(s + len, "/") : 0;
-        paths[0] = strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? nri_strndup(A, s, len)
-                                                                         : "/nix/store/" H1 "-nixos-system";
+        if (strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 && strlen(s) > hash_end)
+                paths[0] = nri_strndup(A, s, hash_end + strcspn(s + hash_end, "/"));
+        else
+                paths[0] = TOPLEVEL;
         return SCX(s, paths);
 }
 
