@@ -22,6 +22,9 @@
 #define NRI_LAYOUT_HARD_MIN_SIZE UINT64_C(4096)                  /* no partition is smaller */
 #define NRI_LAYOUT_GPT_METADATA_SIZE (UINT64_C(1044) * 1024)     /* what --size=auto adds */
 #define NRI_LAYOUT_DEFAULT_WEIGHT UINT32_C(1000)
+/* The partition entries of the GPT libfdisk creates: at most this many
+ * partitions. */
+#define NRI_GPT_ENTRIES 128
 
 typedef struct nri_layout_part {
         /* In.  SizeMinBytes=, SizeMaxBytes=, PaddingMinBytes=,

@@ -14,6 +14,8 @@
 
 #include "arena.h"
 #include "error.h"
+#include "labels.h"
+#include "layout.h"
 #include "node.h"
 #include "types.h"
 #include "uuid.h"
@@ -23,7 +25,6 @@
 #define NRI_SIZE_LIMIT (UINT64_C(1) << 53)
 #define NRI_SIZE_UNSET UINT64_MAX
 #define NRI_WEIGHT_MAX UINT32_C(1000000)
-#define NRI_LABEL_MAX_UTF16 36
 
 typedef enum nri_format {
         NRI_FORMAT_NONE, /* no Format=: the partition is left unformatted */
@@ -55,8 +56,9 @@ const char *nri_compression_to_string(nri_compression c);
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {
-        const char *source; /* a path in the Nix store */
-        const char *target; /* absolute, normalised, in the file system */
+        const char *source;   /* a path in the Nix store */
+        const char *target;   /* absolute, normalised, in the file system */
+        const nri_node *node; /* where it was written (NULL when read back) */
 } nri_copy;
 
 typedef struct nri_partition {
@@ -118,8 +120,10 @@ typedef struct nri_host {
         /* Copies the path literal in `node` into the store (as "${./x}"
          * would) and returns the store path, or fails with *err set. */
         int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
-        /* The string in `node` goes into the derivation: keep its context. */
-        void (*use_context)(void *ctx, const nri_node *node);
+        /* The string in `node` names `store_path` (a store path, or a path
+         * inside one), which goes into the derivation: keep the string's
+         * context for it. */
+        void (*use_context)(void *ctx, const nri_node *node, const char *store_path);
         /* Coerces the set in `node` (NRI_COERCIBLE) to a string as "${set}"
          * does — its __toString, else its outPath, again while the result
          * is a set; a path is added to the store — into *ret, an NRI_STRING

@@ -49,6 +49,7 @@
 
 #include <stdint.h>
 
+#include "labels.h" /* nri_vfat_mangle_label() */
 #include "plan.h"
 
 /* FAT's limits on timestamps (FAT stores local time; we write UTC). */
@@ -70,13 +71,6 @@ typedef struct nri_vfat_options {
          * (NULL: "vfat"). */
         const char *what;
 } nri_vfat_options;
-
-/* systemd-repart 252's mangle_fat_label(): each non-ASCII character becomes
- * '_', the result is cut to 11 bytes and upper-cased, and control characters
- * and *?.,;:/\|+=<>[]" become '_'.  "" becomes "NO NAME" (mkfs.vfat's name
- * for no label).  *ret is malloc'ed.  Returns 0, -EINVAL (not UTF-8) or
- * -ENOMEM. */
-int nri_vfat_mangle_label(const char *label, char **ret);
 
 /* The layout mkfs.fat 4.2 chooses for `mkfs.vfat -F 32` on a device of
  * `size` bytes with `sector_size`-byte sectors that reports no geometry and

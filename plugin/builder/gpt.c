@@ -8,6 +8,8 @@
  * including the first usable LBA libfdisk aligns to 1 MiB. */
 #include "nix-repart-image/gpt.h"
 #include "nix-repart-image/errbuf.h"
+#include "nix-repart-image/labels.h"
+#include "nix-repart-image/layout.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,23 +35,6 @@ static void parttype_release(struct fdisk_parttype **t) {
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
-/* What libfdisk 2.38 would get wrong in a label, or NULL.  It cuts a name
- * past 36 UTF-16 units, and writes an empty name for one with a character
- * outside the Basic Multilingual Plane (systemd-repart 252 does the same). */
-static const char *label_problem(const char *s) {
-        size_t units = 0;
-
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if ((*p & 0xc0) == 0x80)
-                        continue; /* continuation byte */
-                if (*p >= 0xf0)
-                        return "has a character outside the Basic Multilingual Plane, which libfdisk cannot "
-                               "store";
-                units++;
-        }
-        return units > 36 ? "is longer than the 36 UTF-16 units a GPT holds" : NULL;
-}
-
 static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *p, uint32_t ss, char *errbuf,
                          size_t errlen) {
         _cleanup_(partition_release) struct fdisk_partition *q = NULL;
@@ -64,9 +49,9 @@ static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *
                                partno, p->offset, p->size, ss);
                 return -EINVAL;
         }
-        if (p->label && label_problem(p->label)) {
+        if (p->label && nri_gpt_label_problem(p->label)) {
                 nri_errbuf_set(errbuf, errlen, "partition %zu: label \"%s\" %s", partno, p->label,
-                               label_problem(p->label));
+                               nri_gpt_label_problem(p->label));
                 return -EINVAL;
         }
 
@@ -148,9 +133,9 @@ int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf
                                (uint64_t)st.st_size, t->sector_size);
                 return -EINVAL;
         }
-        if (t->n_parts > 128) {
-                nri_errbuf_set(errbuf, errlen, "%s: %zu partitions do not fit the 128 entries of a GPT",
-                               name, t->n_parts);
+        if (t->n_parts > NRI_GPT_ENTRIES) {
+                nri_errbuf_set(errbuf, errlen, "%s: %zu partitions do not fit the %d entries of a GPT", name,
+                               t->n_parts, NRI_GPT_ENTRIES);
                 return -E2BIG;
         }
 

@@ -9,6 +9,7 @@
  * per directory copies the files whose store name is also their name there;
  * a file that is renamed on the way gets an mcopy of its own. */
 #include "nix-repart-image/vfat.h"
+#include "nix-repart-image/fat-names.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,41 +96,6 @@ static size_t utf8_put(char *out, uint32_t c) {
         out[2] = (char)(0x80 | (c >> 6 & 0x3f));
         out[3] = (char)(0x80 | (c & 0x3f));
         return 4;
-}
-
-/* ---- the label -------------------------------------------------------- */
-
-int nri_vfat_mangle_label(const char *label, char **ret) {
-        size_t n = 0;
-        char *q;
-
-        q = malloc(strlen(label) + sizeof("NO NAME"));
-        if (!q)
-                return -ENOMEM;
-        for (const char *p = label; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c);
-
-                if (l < 0) {
-                        free(q);
-                        return -EINVAL;
-                }
-                q[n++] = l == 1 ? *p : '_';
-                p += l;
-        }
-        if (n > 11)
-                n = 11;
-        q[n] = '\0';
-        for (char *p = q; *p; p++) {
-                if (*p >= 'a' && *p <= 'z')
-                        *p = (char)(*p - 'a' + 'A');
-                if (strchr("*?.,;:/\\|+=<>[]\"", *p) || (unsigned char)*p < ' ' || *p == 127)
-                        *p = '_';
-        }
-        if (n == 0)
-                strcpy(q, "NO NAME");
-        *ret = q;
-        return 0;
 }
 
 /* ---- the layout (mkfs.fat 4.2: establish_params(), setup_tables()) ----- */
@@ -686,110 +652,16 @@ static char *fold(writer *w, const char *path) {
         return out;
 }
 
-/* Whether mtools stores `name` as a short 8.3 name alone, without long-name
- * entries: as its dos_name() decides, when nothing has to be dropped or
- * changed to make one — no leading dot or space, no space or further dot,
- * at most 8 + 3 characters, no control character, neither part in mixed
- * case.  (mtools also writes a long name when code page 437 lacks a
- * character; not counted here, so this may say yes where it would not.) */
-static bool stored_as_short_name(const writer *w, const char *name) {
-        const char *dot = strrchr(name, '.');
-        size_t count[2] = {0};
-        bool upper[2] = {false}, lower[2] = {false};
-
-        if (name[0] == '.' || name[0] == ' ')
-                return false;
-        for (const char *p = name; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c), part = dot && p > dot;
-
-                if (l < 0)
-                        return false;
-                if (p != dot) {
-                        if (c == ' ' || c == '.' || c < 0x20 || (c >= 0x7f && c < 0xa0))
-                                return false;
-                        count[part]++;
-                        if (w->utf8 ? iswlower_l((wint_t)c, w->utf8) : (c >= 'a' && c <= 'z'))
-                                lower[part] = true;
-                        else if (w->utf8 ? iswupper_l((wint_t)c, w->utf8) : (c >= 'A' && c <= 'Z'))
-                                upper[part] = true;
-                }
-                p += l;
-        }
-        return count[0] <= 8 && count[1] <= 3 && !(upper[0] && lower[0]) && !(upper[1] && lower[1]);
-}
-
-/* Whether FAT (and mtools) can hold `name`, a single path component. */
+/* Whether FAT (and mtools) can hold `name`, a single path component: the
+ * rule the evaluator applies to the targets it knows (fat-names.h). */
 static int check_name(writer *w, const char *target, const char *name) {
-        static const char *const reserved[] = {"CON",  "AUX",  "PRN",  "NUL",  "COM1", "COM2",
-                                               "COM3", "COM4", "LPT1", "LPT2", "LPT3", "LPT4"};
-        size_t units = 0, len = strlen(name);
-        bool non_ascii = false;
+        char buf[128];
+        const char *why = nri_fat_name_problem(name, w->utf8, buf, sizeof(buf));
 
-        if (len == 0) {
-                fprintf(stderr, "%s: '%s': empty file name\n", w->what, target);
+        if (why) {
+                fprintf(stderr, "%s: '%s': %s\n", w->what, target, why);
                 return -EINVAL;
         }
-        for (const char *p = name; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c);
-
-                if (l < 0) {
-                        fprintf(stderr, "%s: '%s': the name is not UTF-8, FAT stores names as UTF-16\n",
-                                w->what, target);
-                        return -EINVAL;
-                }
-                if (c < 0x20) {
-                        fprintf(stderr, "%s: '%s': FAT names cannot contain control characters\n", w->what,
-                                target);
-                        return -EINVAL;
-                }
-                if (c < 0x80 && strchr("\"*/:<>?\\|", (int)c)) {
-                        fprintf(stderr, "%s: '%s': FAT names cannot contain '%c'\n", w->what, target,
-                                (char)c);
-                        return -EINVAL;
-                }
-                /* mtools keeps the low 16 bits of each character of a long
-                 * name: U+1F600 would be written as U+F600. */
-                if (c > 0xffff) {
-                        fprintf(stderr,
-                                "%s: '%s': mtools cannot write characters outside the Basic Multilingual "
-                                "Plane (here U+%04" PRIX32 ") to FAT names\n",
-                                w->what, target, c);
-                        return -EINVAL;
-                }
-                non_ascii |= c >= 0x80;
-                units++;
-                p += l;
-        }
-        /* Stored as a short name alone, a name outside ASCII goes through code
-         * page 437 by iconv's transliteration and upper case ('ł.txt' becomes
-         * 'L.TXT', 'über' is read back as 'Über'): not the name it was. */
-        if (non_ascii && stored_as_short_name(w, name)) {
-                fprintf(stderr,
-                        "%s: '%s': a name that fits 8.3 and has characters outside ASCII is stored by "
-                        "mtools as a short name only, in code page 437, which does not keep it as it is; "
-                        "FAT here holds such a name only if it is longer than 8.3, has a space, or mixes "
-                        "upper and lower case\n",
-                        w->what, target);
-                return -EINVAL;
-        }
-        if (units > 255) {
-                fprintf(stderr, "%s: '%s': the name is %zu UTF-16 units long, FAT holds at most 255\n",
-                        w->what, target, units);
-                return -EINVAL;
-        }
-        if (name[len - 1] == '.' || name[len - 1] == ' ') {
-                fprintf(stderr, "%s: '%s': FAT drops a trailing %s from names\n", w->what, target,
-                        name[len - 1] == '.' ? "dot" : "space");
-                return -EINVAL;
-        }
-        for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
-                if (strcasecmp(name, reserved[i]) == 0) {
-                        fprintf(stderr, "%s: '%s': %s is a reserved DOS device name\n", w->what, target,
-                                reserved[i]);
-                        return -EINVAL;
-                }
         return 0;
 }
 
@@ -1418,9 +1290,9 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
                 fprintf(stderr, "%s: the label \"%s\" is not UTF-8\n", w.what, o->label);
                 return r;
         }
-        if (label[0] == ' ') {
-                fprintf(stderr, "%s: the label \"%s\" starts with a space, which mkfs.vfat refuses\n",
-                        w.what, o->label);
+        if (nri_vfat_label_problem(label)) {
+                fprintf(stderr, "%s: the label \"%s\" (\"%s\" for FAT) %s\n", w.what, o->label, label,
+                        nri_vfat_label_problem(label));
                 return -EINVAL;
         }
         if (stat(image_path, &st) < 0) {

@@ -215,11 +215,8 @@ uint64_t nri_round_up(uint64_t v, uint64_t to) {
         return n * to;
 }
 
-/* One code point of systemd's valid UTF-8: no overlong forms, no
- * surrogates, nothing beyond U+10FFFF, and none of the noncharacters
- * U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF (utf8_encoded_valid_unichar()).
- * Returns its length in bytes and the code point, or -EINVAL. */
-static int utf8_decode(const unsigned char *p, uint32_t *ret) {
+int nri_utf8_next(const char *s, uint32_t *ret) {
+        const unsigned char *p = (const unsigned char *)s;
         uint32_t cp, min;
         int len;
 
@@ -264,7 +261,7 @@ long nri_utf16_length(const char *utf8) {
 
         while (*p) {
                 uint32_t cp;
-                int len = utf8_decode(p, &cp);
+                int len = nri_utf8_next((const char *)p, &cp);
 
                 if (len < 0)
                         return len;

@@ -3,8 +3,10 @@
  * `contents` (files and trees, imported into the store when they are
  * paths), `storePaths` (copied with their closures) and where in the file
  * system the store lands (nixStorePrefix, stripNixStorePrefix). */
+#include <stdlib.h>
 #include <string.h>
 
+#include "nix-repart-image/fat-names.h"
 #include "spec-internal.h"
 
 /* ---- the lists a partition is filled from ------------------------------- */
@@ -22,10 +24,10 @@ void *spec_grow(ctx *c, void *items, size_t n, size_t *cap, size_t size) {
         return p;
 }
 
-void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source,
-                   const char *target) {
+void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source, const char *target,
+                   const nri_node *node) {
         *items = spec_grow(c, *items, *n, cap, sizeof(nri_copy));
-        (*items)[(*n)++] = (nri_copy){.source = source, .target = target};
+        (*items)[(*n)++] = (nri_copy){.source = source, .target = target, .node = node};
 }
 
 /* ---- partitions: contents ----------------------------------------------- */
@@ -104,7 +106,7 @@ static int parse_content(ctx *c, part_state *s, const char *cpath, const nri_att
         r = content_source(c, src, spec_path_join(c, path, "source"), &source);
         if (r < 0)
                 return r;
-        spec_add_copy(c, &p->contents, &p->n_contents, &s->cap_contents, source, target);
+        spec_add_copy(c, &p->contents, &p->n_contents, &s->cap_contents, source, target, at->value);
         return 0;
 }
 
@@ -173,7 +175,7 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
                 r = spec_check_context(c, n, path, s);
                 if (r < 0)
                         return r;
-                c->host->use_context(c->host->ctx, n);
+                c->host->use_context(c->host->ctx, n, s);
         }
         *ret = s;
         return 0;
@@ -191,6 +193,7 @@ int spec_parse_store_paths(ctx *c, part_state *s, const nri_node *pn) {
         if (r < 0)
                 return r;
         p->store_paths = nri_alloc(c->a, (n->list.n + 1) * sizeof(char *));
+        s->store_nodes = nri_alloc(c->a, (n->list.n + 1) * sizeof(nri_node *));
         for (size_t i = 0; i < n->list.n; i++) {
                 const char *sp = NULL;
                 bool dup = false;
@@ -200,8 +203,10 @@ int spec_parse_store_paths(ctx *c, part_state *s, const nri_node *pn) {
                         return r;
                 for (size_t j = 0; j < p->n_store_paths && !dup; j++)
                         dup = streq(p->store_paths[j], sp);
-                if (!dup)
+                if (!dup) {
+                        s->store_nodes[p->n_store_paths] = n->list.items[i];
                         p->store_paths[p->n_store_paths++] = sp;
+                }
         }
         return 0;
 }
@@ -219,6 +224,7 @@ int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
         if (r < 0)
                 return r;
         s->p->nix_store_prefix = strip ? "/" : c->store_dir;
+        s->prefix_node = n;
         if (!n)
                 return 0;
         if (n->kind != NRI_STRING && n->kind != NRI_PATH)
@@ -235,5 +241,111 @@ int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
                     "%s: %s conflicts with stripNixStorePrefix = true, which means \"/\"; set only one "
                     "of them",
                     ppath, spec_quote(c, n->str.s));
+        return 0;
+}
+
+/* ---- partitions: names FAT cannot hold ---------------------------------- */
+
+/* A path the partition's file system gets, known before anything is built:
+ * where it was written, and as which attribute. */
+typedef struct fat_target {
+        const char *path; /* absolute, normalised */
+        const char *fold; /* the path as FAT compares it */
+        const char *attr;
+        const nri_node *node;
+} fat_target;
+
+static int by_fold(const void *x, const void *y) {
+        const fat_target *a = x, *b = y;
+        int r = strcmp(a->fold, b->fold);
+
+        return r ? r : strcmp(a->path, b->path);
+}
+
+static void add_fat_target(ctx *c, fat_target **t, size_t *n, size_t *cap, const char *path,
+                           const char *attr, const nri_node *node) {
+        *t = spec_grow(c, *t, *n, cap, sizeof(fat_target));
+        (*t)[(*n)++] = (fat_target){.path = path, .attr = attr, .node = node};
+}
+
+/* Each name of `t->path`, and each of its directories as a target too:
+ * "/EFI/BOOT" and "/efi" cannot both be there. */
+static int check_fat_path(ctx *c, fat_target **t, size_t *n, size_t *cap, size_t i, const char *attr) {
+        const char *path = (*t)[i].path, *what = attr;
+        const nri_node *node = (*t)[i].node;
+        char buf[128];
+
+        for (const char *p = path; *p;) {
+                size_t len;
+                const char *name, *why;
+
+                p += strspn(p, "/");
+                len = strcspn(p, "/");
+                if (!len)
+                        break;
+                name = nri_strndup(c->a, p, len);
+                why = nri_fat_name_problem(name, nri_fat_locale(), buf, sizeof(buf));
+                if (why)
+                        return FAIL(c, node, "%s: %s: %s (the partition is vfat)", what, spec_quote(c, path),
+                                    why);
+                p += len;
+                if (*p)
+                        add_fat_target(c, t, n, cap, nri_strndup(c->a, path, (size_t)(p - path)), attr,
+                                       node);
+        }
+        return 0;
+}
+
+int spec_check_fat_names(ctx *c, part_state *s) {
+        const nri_partition *p = s->p;
+        const char *prefix = streq(p->nix_store_prefix, "/") ? "" : p->nix_store_prefix;
+        fat_target *t = NULL;
+        size_t n = 0, cap = 0, known;
+        int r;
+
+        if (p->format != NRI_FORMAT_VFAT)
+                return 0;
+        for (size_t i = 0; i < p->n_contents; i++)
+                add_fat_target(
+                    c, &t, &n, &cap, p->contents[i].target,
+                    spec_path_join(c, spec_path_join(c, s->path, "contents"), p->contents[i].target),
+                    p->contents[i].node);
+        for (size_t i = 0; i < p->n_copy_files; i++)
+                add_fat_target(c, &t, &n, &cap, p->copy_files[i].target,
+                               spec_path_join(c, s->cfg_path, "CopyFiles"), p->copy_files[i].node);
+        for (size_t i = 0; i < p->n_make_directories; i++)
+                add_fat_target(c, &t, &n, &cap, p->make_directories[i],
+                               spec_path_join(c, s->cfg_path, "MakeDirectories"), s->dir_nodes[i]);
+        /* Where each store path lands: <prefix>/<hash>-<name>; their
+         * closures are known only to the builder, which checks them. */
+        for (size_t i = 0; i < p->n_store_paths; i++)
+                add_fat_target(c, &t, &n, &cap,
+                               nri_printf(c->a, "%s/%s", prefix, strrchr(p->store_paths[i], '/') + 1),
+                               spec_path_join(c, s->path, "storePaths"), s->store_nodes[i]);
+        if (n == 0)
+                return 0;
+        known = n;
+        for (size_t i = 0; i < known; i++) {
+                r = check_fat_path(c, &t, &n, &cap, i, t[i].attr);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char *fold = nri_fat_fold(t[i].path, nri_fat_locale());
+
+                if (!fold)
+                        return FAIL(c, t[i].node, "%s: %s is not valid UTF-8", t[i].attr,
+                                    spec_quote(c, t[i].path));
+                t[i].fold = nri_strdup(c->a, fold);
+                free(fold);
+        }
+        qsort(t, n, sizeof(fat_target), by_fold);
+        for (size_t i = 1; i < n; i++)
+                if (streq(t[i].fold, t[i - 1].fold) && !streq(t[i].path, t[i - 1].path))
+                        return FAIL(c, t[i].node,
+                                    "%s: %s and %s (%s) differ only in case; FAT compares names "
+                                    "case-insensitively and cannot hold both (the partition is vfat)",
+                                    t[i].attr, spec_quote(c, t[i].path), spec_quote(c, t[i - 1].path),
+                                    t[i - 1].attr);
         return 0;
 }

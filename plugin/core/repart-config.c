@@ -31,7 +31,7 @@ static int key_type(ctx *c, part_state *s, const key_value *kv) {
 /* systemd: config_parse_label() and gpt_partition_label_valid().  The
  * empty label is a valid one there, and here. */
 static int key_label(ctx *c, part_state *s, const key_value *kv) {
-        const char *label = NULL;
+        const char *label = NULL, *why;
         long units;
         int r;
 
@@ -41,10 +41,13 @@ static int key_label(ctx *c, part_state *s, const key_value *kv) {
         units = nri_utf16_length(label);
         if (units < 0)
                 return FAIL(c, kv->node, "%s: %s is not valid UTF-8", kv->path, spec_quote(c, kv->text));
-        if (units > NRI_LABEL_MAX_UTF16)
+        if (units > NRI_GPT_LABEL_MAX_UTF16)
                 return FAIL(c, kv->node,
                             "%s: %s is %ld UTF-16 code units long; a GPT partition label holds %d", kv->path,
-                            spec_quote(c, label), units, NRI_LABEL_MAX_UTF16);
+                            spec_quote(c, label), units, NRI_GPT_LABEL_MAX_UTF16);
+        why = nri_gpt_label_problem(label);
+        if (why)
+                return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, label), why);
         s->p->label = label;
         s->label_set = true;
         s->label_node = kv->node;
@@ -215,7 +218,7 @@ static int key_copy_files(ctx *c, part_state *s, const key_value *kv) {
         why = spec_normalise_path(c, target, &target);
         if (why)
                 return FAIL(c, kv->node, "%s: the target %s %s", kv->path, spec_quote(c, raw_target), why);
-        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, source, target);
+        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, source, target, kv->node);
         return 0;
 }
 
@@ -269,6 +272,9 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
                         return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, word), why);
                 p->make_directories =
                     spec_grow(c, p->make_directories, p->n_make_directories, &s->cap_dirs, sizeof(char *));
+                s->dir_nodes =
+                    spec_grow(c, s->dir_nodes, p->n_make_directories, &s->cap_dir_nodes, sizeof(nri_node *));
+                s->dir_nodes[p->n_make_directories] = kv->node;
                 p->make_directories[p->n_make_directories++] = dir;
         }
         if (r < 0)

@@ -50,7 +50,10 @@ typedef struct part_state {
         int tri[_TRI_MAX]; /* -1: not set */
         bool uuid_set, label_set;
         unsigned label_k; /* default label: 1 for "<type>", k for "<type>-k" */
-        size_t cap_contents, cap_copy, cap_dirs;
+        size_t cap_contents, cap_copy, cap_dirs, cap_dir_nodes;
+        const nri_node **dir_nodes;   /* where each MakeDirectories= entry was written */
+        const nri_node **store_nodes; /* where each storePaths element was written */
+        const nri_node *prefix_node;  /* nixStorePrefix, or NULL */
         const char *split_resolved;
 } part_state;
 
@@ -122,13 +125,17 @@ int spec_expand_percent(ctx *c, const nri_node *n, const char *path, const char 
 
 /* `items` (n of them, room for *cap) with room for one more. */
 void *spec_grow(ctx *c, void *items, size_t n, size_t *cap, size_t size);
-void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source, const char *target);
+void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source, const char *target,
+                   const nri_node *node);
 
 /* The attributes `contents`, `storePaths`, and `nixStorePrefix` with
  * `stripNixStorePrefix`, of the partition `pn`. */
 int spec_parse_contents(ctx *c, part_state *s, const nri_node *pn);
 int spec_parse_store_paths(ctx *c, part_state *s, const nri_node *pn);
 int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn);
+/* Once the format is known: a vfat partition's targets must be names FAT
+ * holds (fat-names.h), and differ in more than case. */
+int spec_check_fat_names(ctx *c, part_state *s);
 
 /* ---- repart-config.c ---------------------------------------------------- */
 

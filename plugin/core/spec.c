@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nix-repart-image/build.h" /* nri_build_layout_part(): what the builder lays out */
+#include "nix-repart-image/ext4.h"  /* NRI_EXT4_MIN_SIZE: the least an ext4 needs */
 #include "nix-repart-image/parse.h"
 #include "spec-internal.h"
 
@@ -59,7 +61,8 @@ static int check_file_name_part(ctx *c, const nri_node *n, const char *path) {
                         return FAIL(c, n,
                                     "%s: %s cannot be part of the image's file name: character %s is not "
                                     "allowed (use letters, digits, '.', '_', '+' and '-')",
-                                    path, spec_quote(c, s), spec_quote(c, nri_strndup(c->a, p, char_len(p))));
+                                    path, spec_quote(c, s),
+                                    spec_quote(c, nri_strndup(c->a, p, char_len(p))));
         return 0;
 }
 
@@ -357,6 +360,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
         if (r >= 0)
                 r = spec_check_format(c, s);
         if (r >= 0)
+                r = spec_check_fat_names(c, s);
+        if (r >= 0)
                 r = spec_merge_flags(c, s);
         return r;
 }
@@ -509,6 +514,32 @@ static int check_split_names(ctx *c, part_state *st) {
         return 0;
 }
 
+/* systemd-repart makes the file system's label from the partition's; FAT
+ * holds 11 upper-case ASCII characters, which it makes fit
+ * (nri_vfat_mangle_label()), but a label that starts with a space it
+ * cannot. */
+static int check_fat_label(ctx *c, part_state *st, size_t i) {
+        const nri_partition *p = &c->spec->partitions[i];
+        const char *why;
+        char *fat = NULL;
+        int r;
+
+        if (p->format != NRI_FORMAT_VFAT)
+                return 0;
+        r = nri_vfat_mangle_label(p->label, &fat);
+        if (r < 0)
+                return FAIL(c, st[i].label_node ? st[i].label_node : p->node,
+                            "%s.Label: %s cannot be a FAT label", st[i].cfg_path, spec_quote(c, p->label));
+        why = nri_vfat_label_problem(fat);
+        if (why)
+                r = FAIL(c, st[i].label_node ? st[i].label_node : p->node,
+                         "%s.Label: %s is the FAT label %s (FAT keeps 11 upper-case ASCII characters, as "
+                         "systemd-repart makes them), which %s",
+                         st[i].cfg_path, spec_quote(c, p->label), spec_quote(c, fat), why);
+        free(fat);
+        return r;
+}
+
 static int derive_partitions(ctx *c, part_state *st) {
         int r;
 
@@ -520,9 +551,56 @@ static int derive_partitions(ctx *c, part_state *st) {
         r = check_uuids(c, st);
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
                 r = acquire_label(c, st, i);
+        for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
+                r = check_fat_label(c, st, i);
         if (r >= 0 && c->spec->split)
                 r = check_split_names(c, st);
         return r;
+}
+
+/* ---- partitions: where they go ------------------------------------------ */
+
+/* The builder lays the partitions out (layout.h) with what each file system
+ * and its content need at least; before the content is read, that is the
+ * least the format needs.  Content can only raise a minimum, so a layout
+ * that fails here fails in the builder too: a size that no content could
+ * make fit is a mistake of the expression, said here. */
+static int check_layout(ctx *c, part_state *st, const nri_node *args) {
+        const nri_node *image_size = spec_opt(args, "imageSize");
+        size_t n = c->spec->n_partitions, failed = SIZE_MAX;
+        nri_layout_part *parts = nri_alloc(c->a, n * sizeof(*parts));
+        char err[512] = "";
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                parts[i] = nri_build_layout_part(&c->spec->partitions[i]);
+                parts[i].content_min =
+                    c->spec->partitions[i].format == NRI_FORMAT_EXT4 ? NRI_EXT4_MIN_SIZE : 0;
+        }
+        r = nri_layout_compute(parts, n, c->spec->sector_size, c->spec->image_size, NULL, &failed, err,
+                               sizeof(err));
+        if (r >= 0)
+                return 0;
+        if (failed < n) {
+                nri_layout_part alone = nri_build_layout_part(&c->spec->partitions[failed]);
+                char err_alone[512] = "";
+
+                /* Too large for its own SizeMaxBytes=, whatever the image, or
+                 * too large for the image with the others. */
+                alone.content_min = parts[failed].content_min;
+                if (nri_layout_compute(&alone, 1, c->spec->sector_size, NRI_LAYOUT_UNSET, NULL, NULL,
+                                       err_alone, sizeof(err_alone)) < 0)
+                        return FAIL(c,
+                                    st[failed].size_node[SZ_MAX] ? st[failed].size_node[SZ_MAX]
+                                                                 : st[failed].p->node,
+                                    "%s.SizeMaxBytes: the partition %s", st[failed].cfg_path, err_alone);
+                if (image_size)
+                        return FAIL(c, image_size, "imageSize: %s %s", st[failed].path, err);
+                return FAIL(c, st[failed].p->node, "%s: %s", st[failed].path, err);
+        }
+        if (image_size)
+                return FAIL(c, image_size, "imageSize: %s", err);
+        return FAIL(c, spec_opt(args, "partitions"), "partitions: %s", err);
 }
 
 /* ---- partitions: all ---------------------------------------------------- */
@@ -555,6 +633,9 @@ static int parse_partitions(ctx *c, const nri_node *args) {
                 return r;
         if (n->attrs.n == 0)
                 return FAIL(c, n, "partitions: an image needs at least one partition");
+        if (n->attrs.n > NRI_GPT_ENTRIES)
+                return FAIL(c, n, "partitions: %zu partitions do not fit in a GPT, which has %d entries",
+                            n->attrs.n, NRI_GPT_ENTRIES);
         order = nri_alloc(c->a, n->attrs.n * sizeof(*order));
         for (size_t i = 0; i < n->attrs.n; i++)
                 order[i] = &n->attrs.items[i];
@@ -576,7 +657,10 @@ static int parse_partitions(ctx *c, const nri_node *args) {
                 if (r < 0)
                         return r;
         }
-        return derive_partitions(c, st);
+        r = derive_partitions(c, st);
+        if (r < 0)
+                return r;
+        return check_layout(c, st, args);
 }
 
 /* ---- the whole ---------------------------------------------------------- */

@@ -330,7 +330,7 @@ int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *w
         r = spec_check_context(c, n, path, norm);
         if (r < 0)
                 return r;
-        c->host->use_context(c->host->ctx, n);
+        c->host->use_context(c->host->ctx, n, norm);
         *ret = norm;
         return 0;
 }

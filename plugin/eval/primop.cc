@@ -180,7 +180,7 @@ class Call {
         [[noreturn]] void fail(const nri_error &err);
 
         static int importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err);
-        static void useContext(void *ctx, const nri_node *node);
+        static void useContext(void *ctx, const nri_node *node, const char *storePath);
         static int coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
         int defer(nri_error *err, const nri_node *node);
 };
@@ -379,7 +379,7 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
                         } else {
                                 return nri_fail(
                                     self->arena.get(), err, node,
-                                    "cannot coerce it to a string: a set that outPath or __toString "
+                                    "cannot coerce the set to a string: a set that outPath or __toString "
                                     "gives has neither");
                         }
                         state.forceValue(*v, pos);
@@ -394,19 +394,22 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
                 *ret = n;
                 return 0;
         } catch (Error &e) {
-                return nri_fail(self->arena.get(), err, node, "cannot coerce it to a string: %s",
+                return nri_fail(self->arena.get(), err, node, "cannot coerce the set to a string: %s",
                                 errorText(e).c_str());
         } catch (...) {
                 return self->defer(err, node);
         }
 }
 
-void Call::useContext(void *ctx, const nri_node *node) {
+// Keyed by the store path the core says the string names, not by the
+// string: a CopyFiles= value "/nix/store/…-x/sub:/target" names
+// /nix/store/…-x, which the spec holds as "/nix/store/…-x/sub".
+void Call::useContext(void *ctx, const nri_node *node, const char *storePath) {
         auto *self = static_cast<Call *>(ctx);
         auto it = self->nodeContext.find(node);
         if (it == self->nodeContext.end())
                 return;
-        self->usedContext[self->storePathOf(node->str.s)].insert(it->second.begin(), it->second.end());
+        self->usedContext[self->storePathOf(storePath)].insert(it->second.begin(), it->second.end());
 }
 
 void Call::toValue(const cJSON *j, Value &v) {
@@ -547,14 +550,18 @@ The argument is the attribute set `image.repart` takes:
   algorithm `"zstd"` or `"xz"`).
 - `architecture` (`"x86-64"` or `"arm64"`, default: the evaluating system's):
   what `Type = "root"` and `"usr"` mean.
-- `partitions.<name>` (required), in name order, each with:
+- `partitions.<name>` (required; at most 128, the entries of a GPT), in
+  name order, each with:
   - `repartConfig` (required): systemd-repart `[Partition]` settings: `Type`,
     `Label`, `UUID`, `Priority`, `Weight`, `PaddingWeight`, `SizeMinBytes`,
     `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` (`ext4`,
     `vfat`), `CopyFiles`, `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`,
     `ReadOnly`, `GrowFileSystem`, `SplitName`; values are strings, integers,
     Booleans, or lists of strings for `CopyFiles` and `MakeDirectories`.
-  - `contents.<target>.source`: a path or derivation copied to `<target>`.
+  - `contents.<target>.source`: copied to `<target>`: a path (added to the
+    store), a derivation or other set with `outPath` or `__toString` (taken
+    as `"${set}"`), or a string naming a store path its own context holds
+    (`"${drv}/sub"`).  The same goes for a `CopyFiles` source.
   - `storePaths` (list of derivations or store paths): their whole runtime
     closures are copied into the file system.
   - `nixStorePrefix` (default: the store directory, `/nix/store`): where the

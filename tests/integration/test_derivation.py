@@ -122,6 +122,26 @@ def test_inputs_are_what_goes_into_the_image(nix):
     assert top_drv.returncode == 0
 
 
+def test_copy_files_source_with_a_target_is_an_input(nix):
+    """CopyFiles = "SOURCE:TARGET": the derivation depends on SOURCE's store
+    path.  The context used to be kept under the whole value
+    ("/nix/store/…-b/share:/x"), which named no store path, so a source named
+    only there was no input: built in the sandbox it was missing, built
+    without, it was read from whatever the store held."""
+    text = HELPERS + """let b = mk "copy-files-only" [ ]; in {
+      b = b.drvPath;
+      img = builtins.repartImage {
+        name = "x";
+        partitions.r.repartConfig = { Type = "root"; Format = "ext4"; CopyFiles = [ "${b}:/x" ]; };
+      };
+    }"""
+    file = nix.write("image.nix", text)
+    r = nix.eval(f"let v = import {file}; in {{ b = v.b; img = v.img.drvPath; }}")
+    assert r.returncode == 0, r.stderr
+    v = r.json()
+    assert nix.show_derivation(v["img"])["inputDrvs"] == {v["b"]: ["out"]}
+
+
 def test_image_attribute_at_evaluation_time(nix):
     scenarios.write_inputs(nix)
     file = nix.write("image.nix", scenarios.ESP_AND_ROOT)

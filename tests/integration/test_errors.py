@@ -159,6 +159,39 @@ CASES = [
      "partitions.root.repartConfig.SplitName", ["%x"]),
     ("partition-attr-typo", image(f'root = {{ repartConfig.Type = "root"; {MARK}storePath = [ ]; }};'),
      "partitions.root.storePath", ["storePaths"]),
+    # Issue 11: what the builder refused with reasons known here.
+    ("partitions-too-many", HELPERS + 'builtins.repartImage { name = "x"; ' + MARK +
+     'partitions = builtins.listToAttrs (builtins.genList (i: { name = "p${toString i}"; '
+     'value.repartConfig.Type = "linux-generic"; }) 129); }',
+     "partitions", ["129 partitions", "128 entries"]),
+    ("label-outside-bmp", image(root(EXT4 + f'{MARK}Label = "nix😀";')),
+     "partitions.root.repartConfig.Label", ["Basic Multilingual Plane"]),
+    ("vfat-label-space", image(f'esp.repartConfig = {{ Type = "esp"; Format = "vfat"; {MARK}Label = " boot"; }};'),
+     "partitions.esp.repartConfig.Label", ["FAT label", "starts with a space"]),
+    ("image-size-too-small", image(root(EXT4), top=f'{MARK}imageSize = "8M";'),
+     "imageSize", ["partitions.root needs", "the image needs at least"]),
+    ("image-size-no-room-for-gpt", image(root(EXT4), top=f'{MARK}imageSize = 4096;'),
+     "imageSize", ["cannot hold two GPTs"]),
+    ("size-max-below-ext4", image(root(EXT4 + f'SizeMinBytes = "4K";\n{MARK}SizeMaxBytes = "512K";')),
+     "partitions.root.repartConfig.SizeMaxBytes", ["1048576", "SizeMaxBytes=524288"]),
+    ("vfat-target-colon", image(f'esp = {{ repartConfig = {{ Type = "esp"; Format = "vfat"; }}; '
+                                f'contents = {{ {MARK}"/a:b".source = ./hostname; }}; }};'),
+     'partitions.esp.contents."/a:b"', ["cannot contain ':'", "vfat"]),
+    ("vfat-target-reserved", image(f'esp = {{ repartConfig = {{ Type = "esp"; Format = "vfat"; '
+                                   f'{MARK}MakeDirectories = [ "/EFI/con" ]; }}; }};'),
+     "partitions.esp.repartConfig.MakeDirectories", ["CON is a reserved DOS device name"]),
+    ("vfat-target-case", image(f'esp = {{ repartConfig = {{ Type = "esp"; Format = "vfat"; }}; contents = {{ '
+                               f'"/EFI/BOOT/BOOTX64.EFI".source = ./hostname; {MARK}"/efi/x".source = ./hostname; }}; }};'),
+     'partitions.esp.contents."/efi/x"', ["differ only in case"]),
+    ("vfat-target-short-non-ascii", image(f'esp = {{ repartConfig = {{ Type = "esp"; Format = "vfat"; '
+                                          f'{MARK}CopyFiles = "${{./hostname}}:/über"; }}; }};'),
+     "partitions.esp.repartConfig.CopyFiles", ["8.3"]),
+    ("source-set-out-path-itself", image(root(EXT4, extra=f'contents."/x" = {{ {MARK}source = let s = {{ outPath = s; }}; in s; }};')),
+     'partitions.root.contents."/x".source', ["64 steps"]),
+    ("source-set-out-path-throws", image(root(EXT4, extra=f'contents."/x" = {{ {MARK}source = {{ outPath = throw "no output"; }}; }};')),
+     'partitions.root.contents."/x".source', ["cannot coerce the set to a string", "no output"]),
+    ("store-path-set-to-string-int", image(root(EXT4, extra=f'{MARK}storePaths = [ {{ __toString = self: 42; }} ];')),
+     "partitions.root.storePaths", ["cannot coerce"]),
 ]
 
 
@@ -170,6 +203,8 @@ def test_bad_input(nix, text, path, words):
     r = nix.instantiate(file)
     assert_eval_error(r)
     msg = r.stderr
+    # One report, not a report quoted in another ("…: error: …").
+    assert msg.count("error:") == 1, msg
     assert "builtins.repartImage: " + path in msg or f"builtins.repartImage: {path}" in msg \
         or re.search(r"builtins\.repartImage: [^\n]*" + re.escape(path), msg), msg
     for w in words:

@@ -6,11 +6,17 @@ with "error:"): no signal, no abort, no "terminate called", no hang.
 The generator mutates a valid argument set: at every level it swaps in values
 of the wrong type, huge and negative numbers, empty and enormous strings, odd
 Unicode, derivations, functions, paths, thousands of partitions and deep
-`contents`.  The seed is fixed and printed; set
+`contents`; sets that stand for strings (fake derivations, outPath and
+__toString, a set that is its own outPath), strings whose context names
+another store path than they do, and the names file systems make themselves
+(/lost+found).  A case that evaluates is instantiated; a few of those are
+built too (NRI_HOSTILE_BUILDS), and each image that builds is checked
+(conftest.every_image_is_checked).  The seed is fixed and printed; set
 
   NRI_HOSTILE_SEED=<int>     another seed
   NRI_HOSTILE_CASES=<int>    how many cases (default 200; thousands for a long run)
   NRI_HOSTILE_JOBS=<int>     parallel nix processes (default: CPUs)
+  NRI_HOSTILE_BUILDS=<int>   how many of the cases that evaluate to build (default 6)
 
 A failing case is written to <tmp>/case-<n>.nix and printed.
 """
@@ -26,6 +32,11 @@ from conftest import HELPERS
 SEED = int(os.environ.get("NRI_HOSTILE_SEED", "20261126"))
 CASES = int(os.environ.get("NRI_HOSTILE_CASES", "200"))
 JOBS = int(os.environ.get("NRI_HOSTILE_JOBS", str(os.cpu_count() or 2)))
+BUILDS = int(os.environ.get("NRI_HOSTILE_BUILDS", "6"))
+# Cases not built yet, with why: an ext4 given a /lost+found target gets two
+# lost+found entries (issue 11 item 5, the builder's half); drop this once
+# the builder merges into the existing directory or refuses it.
+NOT_BUILT = {"lost+found": "issue 11 item 5"}
 TIMEOUT = 120
 
 CRASH_MARKERS = ("terminate called", "Aborted", "Segmentation fault", "core dumped", "AddressSanitizer",
@@ -68,6 +79,32 @@ ODD_STRINGS = [
     "ext4", "vfat", "xfs", "btrfs", "squashfs", "off", "guess", "best", "yes", "no", "true", "1",
     "/nix/store", "/nix/store/", "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x", "/nix/store/x:/y", ":", "a:b:c",
     "/nix/store/../../etc", "zstd", "xz", "gzip", "x86-64", "arm64", "riscv64",
+    "/lost+found", "lost+found", "/lost+found/x", ".", "/EFI/BOOT", "/efi/boot",
+]
+
+# Sets that stand for strings, and strings that name another store path than
+# their context: each must meet the rules of the string it gives.
+LAUNDERED = ('(builtins.substring 0 0 "${mk "ctx" []}" + '
+             'builtins.unsafeDiscardStringContext "${mk "other" []}")')
+STRING_LIKE = [
+    '{ type = "derivation"; outPath = "/etc/passwd"; }',
+    '{ type = "derivation"; outPath = "/nix/store/../../etc/passwd"; }',
+    '{ type = "derivation"; outPath = "${mk "up" []}/../../etc"; }',
+    '{ outPath = "/etc"; }',
+    '{ outPath = ./case.nix; }',
+    '{ outPath = mk "o" []; }',
+    '{ outPath = { outPath = mk "oo" []; }; }',
+    '{ __toString = self: "${mk "ts" []}"; }',
+    '{ __toString = self: "/etc/passwd"; }',
+    '{ __toString = self: 42; }',
+    '{ __toString = 42; }',
+    '{ outPath = throw "thrown by outPath"; }',
+    '(let s = { outPath = s; }; in s)',
+    LAUNDERED,
+    '{ type = "derivation"; outPath = ' + LAUNDERED + '; }',
+    '(builtins.appendContext "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x" { })',
+    '(builtins.appendContext "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x" '
+    '{ "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x".path = true; })',
 ]
 
 
@@ -98,7 +135,7 @@ class Gen:
         ])
 
     def odd_value(self, depth=0) -> str:
-        k = self.rng.randrange(13)
+        k = self.rng.randrange(14)
         if k == 0:
             return "null"
         if k == 1:
@@ -122,6 +159,8 @@ class Gen:
             return '{ type = "derivation"; }'
         if k == 11:
             return '{ outPath = "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x"; type = "derivation"; }'
+        if k == 12:
+            return self.rng.choice(STRING_LIKE)
         return self.rng.choice(['"1M"', '"96M"', '"esp"', '"ext4"', '"vfat"', "1000", '"auto"'])
 
     def pick(self, good, bad):
@@ -146,9 +185,12 @@ class Gen:
             "SizeMaxBytes": lambda: nix_str(self.rng.choice(["1M", "1G", "4096", "10M"])),
             "PaddingMinBytes": lambda: nix_str(self.rng.choice(["0", "1M"])),
             "PaddingMaxBytes": lambda: nix_str(self.rng.choice(["0", "1M"])),
-            "CopyFiles": lambda: self.pick(['"${mk "cf" []}:/cf"'], [nix_str("/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x:/a"),
-                                                         nix_str("/etc:/a"), '"${mk "cf" []}:relative"']),
-            "MakeDirectories": lambda: nix_str("/a /b"),
+            "CopyFiles": lambda: self.pick(['"${mk "cf" []}:/cf"', '"${mk "cf" []}:/lost+found/cf"'],
+                                           [nix_str("/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x:/a"),
+                                            nix_str("/etc:/a"), '"${mk "cf" []}:relative"',
+                                            '"${' + LAUNDERED + '}:/a"', '"${mk "cf" []}:/a:b"']),
+            "MakeDirectories": lambda: nix_str(self.rng.choice(["/a /b", "/lost+found", "/lost+found/a /b",
+                                                                "/EFI/BOOT /efi/x", "/con"])),
             "Minimize": lambda: nix_str(self.pick(["off", "guess"], ["best", "on"])),
             "Flags": lambda: nix_str(self.pick(["0x1", "1", "0xffffffffffffffff"], ["0x10000000000000000", "-1", "0x"])),
             "NoAuto": lambda: self.rng.choice(["true", "false", '"yes"']),
@@ -181,11 +223,14 @@ class Gen:
         items = []
         seen = set()
         for _ in range(n):
-            target = self.pick(["/a", "/EFI/BOOT/BOOTX64.EFI", "/a b", "/é", "/" + "n" * 255],
-                               ["/", "", "a", "/a\nb", "/" + "n" * 256, "/a/../b", "/a//b", "/./a", "/a:b"])
-            source = self.pick(["./case.nix", '(mk "c" [])', '"${mk "s" []}"'],
+            target = self.pick(["/a", "/EFI/BOOT/BOOTX64.EFI", "/a b", "/é", "/" + "n" * 255, "/lost+found",
+                                "/lost+found/x", "/efi/boot/x"],
+                               ["/", "", "a", "/a\nb", "/" + "n" * 256, "/a/../b", "/a//b", "/./a", "/a:b", "/über",
+                                "/aux"])
+            source = self.pick(["./case.nix", '(mk "c" [])', '"${mk "s" []}"', '{ outPath = ./case.nix; }',
+                                '{ __toString = self: "${mk "t" []}"; }', '{ outPath = mk "o" []; }'],
                                ['"/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x"', '"/etc/passwd"', "/nonexistent",
-                                '"${mk "s" []}/missing"'])
+                                '"${mk "s" []}/missing"'] + STRING_LIKE)
             if target in seen:
                 continue
             seen.add(target)
@@ -196,9 +241,11 @@ class Gen:
         fields = {
             "repartConfig": self.repart_config,
             "contents": self.contents,
-            "storePaths": lambda: self.pick(["[ ]", '[ (mk "p" []) ]', '[ (mk "q" [ (mk "r" []) ]) ]', '[ "${mk "p" []}" ]'],
+            "storePaths": lambda: self.pick(["[ ]", '[ (mk "p" []) ]', '[ (mk "q" [ (mk "r" []) ]) ]', '[ "${mk "p" []}" ]',
+                                             '[ { outPath = mk "p" []; } ]'],
                                             ['[ "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-x" ]', '[ "/etc" ]',
-                                             "[ ./case.nix ]", "[ null ]", '(mk "p" [])']),
+                                             "[ ./case.nix ]", "[ null ]", '(mk "p" [])']
+                                            + [f"[ {v} ]" for v in STRING_LIKE]),
             "nixStorePrefix": lambda: nix_str(self.pick(["/nix/store", "/", "/store"], ["relative", "/a/../b", ""])),
             "stripNixStorePrefix": lambda: self.rng.choice(["true", "false"]),
         }
@@ -251,10 +298,16 @@ def case_expr(arg: str) -> str:
     return HELPERS + f"let r = builtins.repartImage ({arg}); in {{ drv = r.drvPath; image = r.image or null; }}\n"
 
 
-def run_case(nix, n: int, expr: str):
+def image_expr(arg: str) -> str:
+    return HELPERS + f"builtins.repartImage ({arg})\n"
+
+
+def run_case(nix, n: int, expr: str, image: str = None):
     path = nix.dir / f"case-{n}" / "case.nix"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(expr)
+    if image:
+        (path.parent / "image.nix").write_text(image)
     try:
         r = subprocess.run(["nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", str(path)],
                            env=nix.env, cwd=path.parent, capture_output=True, timeout=TIMEOUT)
@@ -269,18 +322,43 @@ def run_case(nix, n: int, expr: str):
     crash = [m for m in CRASH_MARKERS if m in stderr]
     if r.returncode == 0 and not crash:
         return n, path, "ok", ""
-    if r.returncode == 1 and "error:" in stderr and not crash:
+    # One report: a message of ours that quotes Nix's whole report would say
+    # "error:" twice.
+    if r.returncode == 1 and stderr.count("error:") == 1 and not crash:
         return n, path, "error", stderr
     return n, path, "crash", f"exit {r.returncode}: {stderr[-4000:]}"
+
+
+def build_case(nix, n: int, path):
+    """nix-build of a case that evaluated, in the sandbox: an image (which
+    every_image_is_checked then checks) or a clean build failure."""
+    opts = ("--option", "sandbox", "true", "--option", "sandbox-paths", "/bin/sh=/bin/busybox")
+    try:
+        r = nix.run("nix-build", "--no-out-link", *opts, str(path.parent / "image.nix"), timeout=TIMEOUT * 5)
+    except subprocess.TimeoutExpired:
+        return n, path, "hang", f"no build after {TIMEOUT * 5}s"
+    crash = [m for m in CRASH_MARKERS if m in r.stderr]
+    if r.returncode == 0 and not crash and r.stdout.strip():
+        return n, path, "built", r.stdout.strip()
+    if r.returncode in (1, 100) and "error: builder for" in r.stderr and not crash:
+        return n, path, "build-failed", r.stderr
+    return n, path, "crash", f"nix-build exit {r.returncode}: {r.stderr[-4000:]}"
 
 
 def test_hostile_arguments(nix):
     rng = random.Random(SEED)
     gen = Gen(rng)
-    exprs = [case_expr(gen.top()) for _ in range(CASES)]
+    args = [gen.top() for _ in range(CASES)]
     print(f"\nhostile: seed {SEED}, {CASES} cases, {JOBS} parallel nix-instantiate")
     with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        results = list(pool.map(lambda a: run_case(nix, *a), enumerate(exprs)))
+        results = list(pool.map(lambda a: run_case(nix, a[0], case_expr(a[1]), image_expr(a[1])),
+                                enumerate(args)))
+    # A few of those that evaluate, built: exit 0 must mean a correct image.
+    if os.path.exists("/bin/busybox"):
+        chosen = [(n, p) for n, p, kind, _ in results
+                  if kind == "ok" and not any(k in args[n] for k in NOT_BUILT)][:BUILDS]
+        with ThreadPoolExecutor(max_workers=JOBS) as pool:
+            results += list(pool.map(lambda a: build_case(nix, *a), chosen))
 
     counts = {}
     for _, _, kind, _ in results:
@@ -288,7 +366,8 @@ def test_hostile_arguments(nix):
     errors = [(n, err) for n, _, kind, err in results if kind == "error"]
     naming = sum(1 for _, err in errors if "repartImage" in err)
     print(f"hostile: {counts.get('ok', 0)} results, {len(errors)} evaluation errors "
-          f"({naming} from builtins.repartImage), {counts.get('crash', 0)} crashes, {counts.get('hang', 0)} hangs")
+          f"({naming} from builtins.repartImage), {counts.get('crash', 0)} crashes, {counts.get('hang', 0)} hangs; "
+          f"{counts.get('built', 0)} built, {counts.get('build-failed', 0)} failed to build")
     bad = [(n, p, kind, msg) for n, p, kind, msg in results if kind in ("crash", "hang")]
     assert not bad, "\n\n".join(f"case {n} ({kind}, seed {SEED}): {p}\n{msg}" for n, p, kind, msg in bad[:5])
     # The generator must reach the primop's own checks, not just Nix's.

@@ -149,6 +149,7 @@ def test_missing_bundle_is_an_error_only_for_the_derivation(nix):
     assert_eval_error(r)
     assert "/nonexistent/nix-repart-image-bundle" in r.stderr
     assert "repart-image-bundle" in r.stderr
+    assert r.stderr.count("error:") == 1, r.stderr
 
 
 def test_store_refusing_the_import(nix):
@@ -159,6 +160,9 @@ def test_store_refusing_the_import(nix):
     assert_eval_error(r)
     assert "cannot add the builder bundle" in r.stderr
     assert f"nix-store --add {BUNDLE}" in r.stderr
+    # Nix's reason, quoted in ours without its own "error:" (c9e27fd said
+    # "builtins.repartImage: error: cannot add … (error: operation …)").
+    assert r.stderr.count("error:") == 1, r.stderr
 
 
 @pytest.mark.parametrize("mode", [("--option", "pure-eval", "true"),

@@ -58,12 +58,13 @@ static nri_node *SCX(const char *s, const char *const *paths) {
 /* A string with the context of the store path it names, as "${drv}/…" has
  * (or, for a string outside the store, the context of TOPLEVEL). */
 static nri_node *SC(const char *s) {
-        const char **paths = nri_alloc(A, 2 * sizeof(char *));
-        size_t len = strlen("/nix/store/") + 32 + 1;
+        const char **paths = nri_alloc(A, 2 * sizeof(char *)); /* zeroed: paths[1] ends the list */
+        size_t hash_end = strlen("/nix/store/") + 32 + 1;
 
-        len += strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? strcspn(s + len, "/") : 0;
-        paths[0] = strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 ? nri_strndup(A, s, len)
-                                                                         : "/nix/store/" H1 "-nixos-system";
+        if (strncmp(s, "/nix/store/", strlen("/nix/store/")) == 0 && strlen(s) > hash_end)
+                paths[0] = nri_strndup(A, s, hash_end + strcspn(s + hash_end, "/"));
+        else
+                paths[0] = TOPLEVEL;
         return SCX(s, paths);
 }
 
@@ -157,6 +158,7 @@ static nri_node *root_part(void) {
 
 static int n_used;
 static const nri_node *used[16];
+static const char *used_path[16];
 
 static int fake_import(void *ctx, const nri_node *node, const char **ret, nri_error *err) {
         const char *base = strrchr(node->str.s, '/');
@@ -167,10 +169,12 @@ static int fake_import(void *ctx, const nri_node *node, const char **ret, nri_er
         return 0;
 }
 
-static void fake_use(void *ctx, const nri_node *node) {
+static void fake_use(void *ctx, const nri_node *node, const char *store_path) {
         (void)ctx;
-        if (n_used < 16)
+        if (n_used < 16) {
                 used[n_used] = node;
+                used_path[n_used] = store_path;
+        }
         n_used++;
 }
 
@@ -387,7 +391,7 @@ static void test_definition_order(void) {
 
 static void test_sizes(void) {
         nri_node *args = ATTRS(
-            "name", S("image"), "version", S("1.0"), "imageSize", S("1000"), "partitions",
+            "name", S("image"), "version", S("1.0"), "imageSize", S("1000000001"), "partitions",
             ATTRS("root",
                   part(ATTRS("Type", S("root"), "SizeMinBytes", S("10000"), "SizeMaxBytes", S("20000000"),
                              "PaddingMinBytes", I(5000), "PaddingMaxBytes", S("1.5K"), NULL)),
@@ -404,7 +408,7 @@ static void test_sizes(void) {
         CHECK_U64(p->size_max, 20000768);
         CHECK_U64(p->padding_min, 4096);
         CHECK_U64(p->padding_max, 4096);
-        CHECK_U64(spec->image_size, 4096);
+        CHECK_U64(spec->image_size, 1000001536); /* rounded up to 4096 */
         CHECK_U64(spec->sector_size, 512);
         CHECK_STR(nri_spec_image_file_name(A, spec), "image_1.0.raw");
 }
@@ -464,6 +468,11 @@ static void test_copy_and_dirs(void) {
         CHECK_STR(p->make_directories[2], "/a b");
         CHECK_STR(p->make_directories[3], "/x/y");
         CHECK(n_used == 4);
+        /* What each string names, not the string: a CopyFiles= value is
+         * "SOURCE:TARGET". */
+        for (int i = 0; i < n_used && i < 16; i++)
+                if (used[i] == cf)
+                        CHECK_STR(used_path[i], SYSTEMD "/lib/systemd");
 }
 
 static void test_store_paths(void) {
@@ -804,6 +813,166 @@ static void test_spec_read(void) {
         cJSON_Delete(j);
 }
 
+/* ---- what the builder would refuse, refused here (issue 11) ------------- */
+
+/* A coerced set meets the rules of the string it gives: a set with a
+ * host path, or with another store path than its context's, is refused. */
+static void test_coerced_sets_meet_the_rules_of_strings(void) {
+        static const char *const only_systemd[] = {SYSTEMD, NULL};
+        nri_node *v, *to;
+
+        to = S("/etc/passwd");
+        v = COERCE(to);
+        CHECK_ERROR(
+            esp_with("/x", ATTRS("source", v, NULL)),
+            "partitions.esp.contents.\"/x\".source: source \"/etc/passwd\" is a string without store "
+            "context",
+            to);
+        to = SC("/nix/store/../../tmp/secret");
+        CHECK_ERROR(
+            esp_with("/x", ATTRS("source", COERCE(to), NULL)),
+            "partitions.esp.contents.\"/x\".source: source \"/nix/store/../../tmp/secret\" contains a "
+            "\"..\"",
+            to);
+        to = SCX(TOPLEVEL, only_systemd);
+        CHECK_ERROR(root_with("storePaths", LIST(1, COERCE(to))),
+                    "partitions.root.storePaths: \"" TOPLEVEL "\" names the store path " TOPLEVEL
+                    ", but the string's context holds " SYSTEMD,
+                    to);
+        to = S("/etc");
+        CHECK_ERROR(root_with("storePaths", LIST(1, COERCE(to))),
+                    "partitions.root.storePaths: \"/etc\" is not a store path", to);
+}
+
+/* The store path a string names must be one its context makes available. */
+static void test_laundered_context(void) {
+        static const char *const only_systemd[] = {SYSTEMD, NULL};
+        static const char *const none[] = {NULL};
+        nri_node *v;
+
+        v = SCX(TOPLEVEL "/etc/passwd", only_systemd);
+        CHECK_ERROR(esp_with("/x", ATTRS("source", v, NULL)),
+                    "partitions.esp.contents.\"/x\".source: \"" TOPLEVEL
+                    "/etc/passwd\" names the store path " TOPLEVEL
+                    ", but the string's context holds " SYSTEMD
+                    ", so the image's derivation would not depend on",
+                    v);
+        v = SCX(TOPLEVEL ":/x", only_systemd);
+        CHECK_ERROR(
+            image(ATTRS("root", part(ATTRS("Type", S("root"), "CopyFiles", LIST(1, v), NULL)), NULL)),
+            "partitions.root.repartConfig.CopyFiles: \"" TOPLEVEL ":/x\" names the store path " TOPLEVEL, v);
+        v = SCX(TOPLEVEL, only_systemd);
+        CHECK_ERROR(root_with("storePaths", LIST(1, v)),
+                    "partitions.root.storePaths: \"" TOPLEVEL "\" names the store path " TOPLEVEL, v);
+
+        /* A context the shim could not resolve: refused when the derivation
+         * is written, let through in read-only evaluation (nothing built). */
+        v = SCX(TOPLEVEL, none);
+        v->context.unresolved = "output out of /nix/store/" H2 "-a.drv (not in the store)";
+        CHECK_ERROR(root_with("storePaths", LIST(1, v)),
+                    "partitions.root.storePaths: \"" TOPLEVEL
+                    "\": cannot tell which store paths the string's "
+                    "context stands for: output out of",
+                    v);
+        host.read_only = true;
+        CHECK(normalise(root_with("storePaths", LIST(1, v))) != NULL);
+        host.read_only = false;
+}
+
+static void test_errors_the_builder_would_find(void) {
+        nri_node *v, *parts;
+        nri_attr *items;
+
+        /* A GPT has 128 entries. */
+        parts = mk(NRI_ATTRS);
+        items = nri_alloc(A, 129 * sizeof(nri_attr));
+        for (size_t i = 0; i < 129; i++)
+                items[i] =
+                    (nri_attr){nri_printf(A, "p%03zu", i), part(ATTRS("Type", S("linux-generic"), NULL))};
+        parts->attrs.items = items;
+        parts->attrs.n = 128;
+        CHECK(normalise(image(parts)) != NULL);
+        parts->attrs.n = 129;
+        CHECK_ERROR(image(parts), "partitions: 129 partitions do not fit in a GPT, which has 128 entries",
+                    parts);
+
+        /* Labels neither the GPT nor FAT can hold. */
+        v = S("a\xf0\x9f\x98\x80");
+        CHECK_ERROR(image(ATTRS("root", part(ATTRS("Type", S("root"), "Label", v, NULL)), NULL)),
+                    "partitions.root.repartConfig.Label: \"a\xf0\x9f\x98\x80\" has a character outside the "
+                    "Basic Multilingual Plane",
+                    v);
+        v = S("  ");
+        CHECK_ERROR(
+            image(ATTRS("esp", part(ATTRS("Type", S("esp"), "Format", S("vfat"), "Label", v, NULL)), NULL)),
+            "partitions.esp.repartConfig.Label: \"  \" is the FAT label \"  \"", v);
+        /* Only a vfat's label is a FAT label. */
+        CHECK(normalise(image(
+                  ATTRS("r", part(ATTRS("Type", S("root"), "Format", S("ext4"), "Label", S(" x"), NULL)),
+                        NULL))) != NULL);
+        /* What systemd-repart makes fit is fine: cut, upper-cased, '_'. */
+        CHECK(normalise(image(ATTRS("esp",
+                                    part(ATTRS("Type", S("esp"), "Format", S("vfat"), "Label",
+                                               S("a very long label: é*?"), NULL)),
+                                    NULL))) != NULL);
+
+        /* Names FAT cannot hold, where the evaluator knows them. */
+        v = ATTRS("source", PATH("/src/x"), NULL);
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("contents", ATTRS("/a:b", v, NULL), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
+                                NULL)),
+                    "partitions.esp.contents.\"/a:b\": \"/a:b\": FAT names cannot contain ':'", v);
+        v = ATTRS("source", PATH("/src/x"), NULL);
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("contents", ATTRS("/efi/x", v, NULL), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), "MakeDirectories",
+                                            S("/EFI/BOOT"), NULL),
+                                      NULL),
+                                NULL)),
+                    "partitions.esp.contents.\"/efi/x\": \"/efi\" and \"/EFI\" "
+                    "(partitions.esp.repartConfig.MakeDirectories) differ only in case",
+                    v);
+        v = SC("/nix/store/" H1 "-what?");
+        CHECK_ERROR(image(ATTRS("esp",
+                                ATTRS("storePaths", LIST(1, v), "repartConfig",
+                                      ATTRS("Type", S("esp"), "Format", S("vfat"), NULL), NULL),
+                                NULL)),
+                    "partitions.esp.storePaths: \"/nix/store/" H1 "-what?\": FAT names cannot contain '?'",
+                    v);
+        /* The same names are fine in ext4. */
+        CHECK(normalise(
+                  image(ATTRS("r",
+                              ATTRS("contents", ATTRS("/a:b", ATTRS("source", PATH("/src/x"), NULL), NULL),
+                                    "storePaths", LIST(1, SC("/nix/store/" H1 "-what?")), "repartConfig",
+                                    ATTRS("Type", S("root"), "Format", S("ext4"), NULL), NULL),
+                              NULL))) != NULL);
+
+        /* Sizes no content could make fit. */
+        v = S("1M");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "imageSize", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "imageSize: partitions.root needs 10485760 bytes (10.0 MiB) with its minimum padding", v);
+        v = S("4096");
+        CHECK_ERROR(
+            ATTRS("name", S("image"), "imageSize", v, "partitions", ATTRS("root", root_part(), NULL), NULL),
+            "imageSize: an image of 4096 bytes (4.0 KiB) cannot hold two GPTs", v);
+        v = S("512K");
+        CHECK_ERROR(
+            image(ATTRS("root",
+                        part(ATTRS("Type", S("root"), "Format", S("ext4"), "SizeMinBytes", S("4K"),
+                                   "SizeMaxBytes", v, NULL)),
+                        NULL)),
+            "partitions.root.repartConfig.SizeMaxBytes: the partition needs 1048576 bytes (1.0 MiB) for "
+            "its file system",
+            v);
+        /* A partition that may be dropped (Priority=) is no error. */
+        CHECK(normalise(ATTRS(
+                  "name", S("image"), "imageSize", S("12M"), "partitions",
+                  ATTRS("a", root_part(), "b", part(ATTRS("Type", S("swap"), "Priority", I(1), NULL)), NULL),
+                  NULL)) != NULL);
+}
+
 int main(void) {
         A = nri_arena_new();
         test_design_example();
@@ -819,6 +988,9 @@ int main(void) {
         test_errors_across_partitions();
         test_errors_contents_and_store();
         test_errors_top_level();
+        test_coerced_sets_meet_the_rules_of_strings();
+        test_laundered_context();
+        test_errors_the_builder_would_find();
         test_spec_read();
         nri_arena_free(A);
         return check_result();

@@ -15,8 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* 128 entries of 128 bytes, as libfdisk creates a GPT. */
-#define GPT_ENTRIES_BYTES (UINT64_C(128) * 128)
+/* NRI_GPT_ENTRIES entries of 128 bytes, as libfdisk creates a GPT. */
+#define GPT_ENTRIES_BYTES ((uint64_t)NRI_GPT_ENTRIES * 128)
 /* libfdisk aligns the first usable LBA to 1 MiB, except on disks of at most
  * four times that, where it falls back to the physical sector. */
 #define FDISK_ALIGNMENT (UINT64_C(1024) * 1024)
