@@ -14,7 +14,9 @@
  *      symlink entry (the source itself is never followed either), a
  *      directory an entry followed by its tree, depth first, the children of
  *      each directory sorted by name with strcmp().
- * Symlinks inside a tree stay symlinks and are never followed.
+ * Symlinks inside a tree stay symlinks and are never followed; a symlink
+ * on the way to a source is followed only where it stays inside the
+ * source's store path (store_dir below).
  *
  * Targets are unique.  The root "/" exists before the walk and is never
  * visited; a copy whose target is "/" must be a directory, and its children
@@ -49,6 +51,15 @@ typedef struct nri_plan {
          * (auto-optimise-store), and an image then depends on whether the
          * store it was built from was optimised. */
         bool ignore_hardlinks;
+        /* Sources are resolved inside their store path (<store_dir>/<name>,
+         * the first name under store_dir), never by the kernel from "/":
+         * the store path is opened from the store directory without
+         * following a symlink, and the rest of the source inside it as
+         * beneath.h says (a symlink on the way that would leave the store
+         * path is an error naming the source).  A source outside store_dir
+         * is an error.  NULL: "/" stands for the store path of every
+         * source, the same rules inside it. */
+        const char *store_dir;
 } nri_plan;
 
 /* One entry of the walk.  Owner is always root:root; mode holds the type and
@@ -114,8 +125,8 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v);
  * sizes (and in `hardlinks`); unless the plan ignores them. */
 typedef struct nri_plan_stats {
         uint64_t files, directories, symlinks, hardlinks;
-        uint64_t bytes;      /* sum of regular file sizes */
-        uint64_t blocks_4k;  /* sum of each file's size rounded up to 4096 */
+        uint64_t bytes;     /* sum of regular file sizes */
+        uint64_t blocks_4k; /* sum of each file's size rounded up to 4096 */
         /* 4096-byte blocks of file data that are not all zeros (what an
          * ext4 with holes for zero blocks needs) */
         uint64_t data_blocks_4k;

@@ -190,11 +190,13 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
          * store was optimised (the NAR format has none): keeping them would
          * make the image depend on the machine's store, not on the closure. */
         plan->ignore_hardlinks = true;
+        plan->store_dir = b->spec->store_dir;
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n_contents; i++)
-                plan->copies[plan->n_copies++] = (nri_plan_copy){p->contents[i].source, p->contents[i].target};
+                plan->copies[plan->n_copies++] =
+                    (nri_plan_copy){p->contents[i].source, p->contents[i].target};
         for (size_t i = 0; i < p->n_copy_files; i++)
                 plan->copies[plan->n_copies++] =
                     (nri_plan_copy){p->copy_files[i].source, p->copy_files[i].target};
