@@ -60,6 +60,12 @@ typedef struct nri_plan {
          * is an error.  NULL: "/" stands for the store path of every
          * source, the same rules inside it. */
         const char *store_dir;
+        /* Directories the file system has before the walk (ext4's
+         * /lost+found), NULL-terminated, parents first; may be NULL.  Each
+         * takes the next id from 1, in this order, without a visit; what
+         * the plan puts there merges into it as into any directory reached
+         * a second time, and anything else there is an error. */
+        const char *const *existing;
 } nri_plan;
 
 /* One entry of the walk.  Owner is always root:root; mode holds the type and

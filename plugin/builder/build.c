@@ -191,6 +191,8 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
          * make the image depend on the machine's store, not on the closure. */
         plan->ignore_hardlinks = true;
         plan->store_dir = b->spec->store_dir;
+        if (p->format == NRI_FORMAT_EXT4)
+                plan->existing = nri_ext4_existing_directories;
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;

@@ -988,6 +988,15 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
         w.store_fd = open(plan->store_dir ? plan->store_dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (w.store_fd < 0)
                 return log_errno(-errno, "%s: cannot open", plan->store_dir ? plan->store_dir : "/");
+        for (const char *const *e = plan->existing; e && *e && r >= 0; e++) {
+                target_slot *slot;
+
+                r = set_target(&w, *e);
+                if (r >= 0)
+                        r = target_lookup(&w.targets, w.tgt.s, w.tgt.len, &slot);
+                if (r >= 0)
+                        r = target_insert(&w.targets, slot, w.tgt.s, w.tgt.len, ++w.next_id, true);
+        }
 
         for (size_t i = 0; i < plan->n_directories && r >= 0; i++) {
                 size_t parent, id;
