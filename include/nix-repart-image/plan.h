@@ -99,6 +99,20 @@ static inline bool nri_entry_may_have_holes(const nri_entry *e) {
         return (uint64_t)e->st->st_blocks * 512 < e->size;
 }
 
+/* Whether the file open as `fd` is still what `st` says it was: the same
+ * inode, size, modification and change time.  A writer copies a file's
+ * bytes and then asks: a source that changed while being read fails the
+ * build ("changed while being read") rather than leave a mix of two
+ * versions, or a truncated copy, in the image. */
+static inline bool nri_source_unchanged(int fd, const struct stat *st) {
+        struct stat now;
+
+        return fstat(fd, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev &&
+               now.st_size == st->st_size && now.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+               now.st_mtim.tv_nsec == st->st_mtim.tv_nsec && now.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+               now.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
 typedef struct nri_visitor {
         void *ctx;
         /* A directory; called before anything inside it, once per target

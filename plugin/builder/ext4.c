@@ -536,6 +536,10 @@ static int copy_job(void *ctx, const nri_job *job) {
                 dst_off += k;
                 n -= k;
         }
+        if (job->verify && !nri_source_unchanged(job->fd, &job->verify_st)) {
+                fprintf(stderr, "%s: %s: changed while being read\n", c->what, job->source);
+                return -ESTALE;
+        }
         return 0;
 }
 
@@ -999,11 +1003,17 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         w->bytes += e->size;
         if (w->o->progress)
                 w->o->progress(w->o->progress_ctx, w->files, w->bytes);
+        /* Its bytes read here (or by the worker): still the file it was? */
         if (!w->has_last_copy)
-                return 0;
+                return nri_source_unchanged(fd, e->st)
+                           ? 0
+                           : log_errno(w, -ESTALE, "%s: changed while being read", e->source);
         /* Last, when nothing else can fail: the walk's descriptor goes to
-         * the worker with the file's (usually only) copy. */
+         * the worker with the file's (usually only) copy, which checks it
+         * once the bytes are copied. */
         w->has_last_copy = false;
+        w->last_copy.verify = true;
+        w->last_copy.verify_st = *e->st;
         r = nri_worker_give(w->worker, &w->last_copy);
         return r < 0 ? r : NRI_VISIT_KEPT_FD;
 }
