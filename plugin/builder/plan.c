@@ -5,7 +5,7 @@
  * are opened with openat(), so neither the C stack nor PATH_MAX limits the
  * depth.  Nor does the descriptor limit: only the deepest MAX_OPEN_DIRS
  * levels keep theirs, a level whose descriptor was closed is opened again,
- * name by name from the top, when the walk climbs back to it.  Path strings
+ * as the ".." of the level below it, when the walk climbs back to it.  Path strings
  * are still built, for the visitor and for messages. */
 #include "nix-repart-image/plan.h"
 #include "nix-repart-image/beneath.h"
@@ -605,40 +605,27 @@ out:
         return r;
 }
 
-/* Opens stack[0..t] again, whose descriptors were all closed: from the
- * copy's source (w->top_name in w->top_fd, what stack[0] was opened by)
- * down the names the walk took, checking each is still the directory it
- * was.  Keeps the descriptors of the last MAX_OPEN_DIRS / 2 levels;
- * *ret_lo is the first level kept. */
-static int reopen(walk *w, frame *stack, size_t t, size_t *ret_lo) {
-        size_t keep = t + 1 > MAX_OPEN_DIRS / 2 ? t + 1 - MAX_OPEN_DIRS / 2 : 0;
-        int fd = -1, r = 0;
+/* Opens stack[i - 1] again, whose descriptor was closed, as the ".." of
+ * stack[i] (open: the walk is climbing out of it), checking it is still
+ * the directory it was: one open per level climbed. */
+static int reopen_parent(walk *w, frame *stack, size_t i) {
+        struct stat st;
+        int fd, r = 0;
 
-        for (size_t j = 0; j <= t; j++) {
-                const char *name = j ? stack[j - 1].names[stack[j - 1].i - 1] : w->top_name;
-                struct stat st;
-                int nfd;
-
-                nfd = openat(j ? fd : w->top_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (nfd < 0)
-                        r = -errno;
-                else if (fstat(nfd, &st) < 0)
-                        r = -errno;
-                else if (st.st_dev != stack[j].dev || st.st_ino != stack[j].ino)
-                        r = -ESTALE;
-                if (j > 0 && j - 1 < keep)
+        fd = openat(stack[i].fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                r = -errno;
+        else if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (st.st_dev != stack[i - 1].dev || st.st_ino != stack[i - 1].ino)
+                r = -ESTALE;
+        if (r < 0) {
+                if (fd >= 0)
                         close(fd);
-                if (r < 0) {
-                        if (nfd >= 0)
-                                close(nfd);
-                        strbuf_set_len(&w->src, stack[t].src_len);
-                        return log_errno(r, "%s: cannot open directory again", w->src.s);
-                }
-                if (j >= keep)
-                        stack[j].fd = nfd;
-                fd = nfd;
+                strbuf_set_len(&w->src, stack[i - 1].src_len);
+                return log_errno(r, "%s: cannot open directory again", w->src.s);
         }
-        *ret_lo = keep;
+        stack[i - 1].fd = fd;
         return 0;
 }
 
@@ -664,13 +651,14 @@ static int walk_tree(walk *w, frame *top) {
                 int fd;
 
                 if (f->i == f->n) {
+                        if (depth > 1 && stack[depth - 2].fd < 0) {
+                                r = reopen_parent(w, stack, depth - 1);
+                                lo = depth - 2;
+                        }
                         frame_free(f);
                         depth--;
-                        if (depth > 0 && stack[depth - 1].fd < 0) {
-                                r = reopen(w, stack, depth - 1, &lo);
-                                if (r < 0)
-                                        break;
-                        }
+                        if (r < 0)
+                                break;
                         continue;
                 }
                 name = f->names[f->i++];
