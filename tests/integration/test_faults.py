@@ -151,11 +151,13 @@ def test_unreadable_source(nix, tmp_path):
 
 
 def test_killed_part_way(nix, tmp_path):
-    """SIGKILL at growing delays.  The image is written as image.raw.partial,
-    fsync'ed and renamed: whatever the moment of the kill, an image.raw that
-    exists is the whole image (the same bytes as an uninterrupted run), and
-    repart-output.json never appears without it.  (Under Nix a killed
-    builder is a failed build, and Nix removes $out anyway.)"""
+    """SIGKILL at delays spread over the time an uninterrupted run takes
+    (fixed delays missed a builder that got faster).  The image is written
+    as image.raw.partial and renamed: whatever the moment of the kill, an
+    image.raw that exists is the whole image (the same bytes as an
+    uninterrupted run), and repart-output.json never appears without it.
+    (Under Nix a killed builder is a failed build, and Nix removes $out
+    anyway.)"""
     attrs = attrs_for(nix, tmp_path / "unused")
     attrs_file = tmp_path / "attrs.json"
     attrs_file.write_text(json.dumps(attrs))
@@ -166,13 +168,15 @@ def test_killed_part_way(nix, tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     ref = tmp_path / "reference"
+    started = time.monotonic()
     p = start(ref)
     _, err = p.communicate(timeout=300)
+    took = time.monotonic() - started
     assert p.returncode == 0, err
     whole = imagecheck.file_sha256(ref / "image.raw")
 
     killed_mid_way = 0
-    for i, delay in enumerate([0.0, 0.01, 0.03, 0.1, 0.2, 0.4, 0.8]):
+    for i, delay in enumerate([0.0, 0.01] + [took * k / 16 for k in range(1, 20)]):
         out = tmp_path / f"out-{i}"
         p = start(out)
         time.sleep(delay)
