@@ -20,6 +20,9 @@
 typedef struct nri_build_options {
         const cJSON *attrs; /* the whole .attrs.json */
         const char *out;    /* the output directory (created if missing) */
+        /* `out` came from .attrs.json or $out, not from the command line:
+         * it must be a store path (or a directory outside the store). */
+        bool out_from_input;
         /* Every timestamp in the file systems (SOURCE_DATE_EPOCH; Nix's store
          * has 1). */
         long long mtime;
@@ -36,12 +39,12 @@ int nri_build(const nri_build_options *o);
  * caller's to set.  What nri_build() lays out. */
 static inline nri_layout_part nri_build_layout_part(const nri_partition *p) {
         return (nri_layout_part){
-                .size_min = p->size_min,
-                .size_max = p->size_max,
-                .padding_min = p->padding_min,
-                .padding_max = p->padding_max,
-                .weight = p->weight,
-                .padding_weight = p->padding_weight,
-                .priority = p->priority,
+            .size_min = p->size_min,
+            .size_max = p->size_max,
+            .padding_min = p->padding_min,
+            .padding_max = p->padding_max,
+            .weight = p->weight,
+            .padding_weight = p->padding_weight,
+            .priority = p->priority,
         };
 }

@@ -28,6 +28,13 @@
 #include <stdint.h>
 
 #include "plan.h"
+
+/* The directories an ext4 has before anything is copied into it, for
+ * nri_plan.existing: /lost+found.  A plan written by nri_ext4_write() has
+ * these (or none): a directory copied or made there merges into it (as
+ * `mke2fs -d` merges a source's lost+found, keeping the directory's mode
+ * 0700), a file there is an error. */
+extern const char *const nri_ext4_existing_directories[];
 #include "uuid.h"
 
 #define NRI_EXT4_BLOCK_SIZE 4096

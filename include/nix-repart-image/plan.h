@@ -14,7 +14,9 @@
  *      symlink entry (the source itself is never followed either), a
  *      directory an entry followed by its tree, depth first, the children of
  *      each directory sorted by name with strcmp().
- * Symlinks inside a tree stay symlinks and are never followed.
+ * Symlinks inside a tree stay symlinks and are never followed; a symlink
+ * on the way to a source is followed only where it stays inside the
+ * source's store path (store_dir below).
  *
  * Targets are unique.  The root "/" exists before the walk and is never
  * visited; a copy whose target is "/" must be a directory, and its children
@@ -49,6 +51,21 @@ typedef struct nri_plan {
          * (auto-optimise-store), and an image then depends on whether the
          * store it was built from was optimised. */
         bool ignore_hardlinks;
+        /* Sources are resolved inside their store path (<store_dir>/<name>,
+         * the first name under store_dir), never by the kernel from "/":
+         * the store path is opened from the store directory without
+         * following a symlink, and the rest of the source inside it as
+         * beneath.h says (a symlink on the way that would leave the store
+         * path is an error naming the source).  A source outside store_dir
+         * is an error.  NULL: "/" stands for the store path of every
+         * source, the same rules inside it. */
+        const char *store_dir;
+        /* Directories the file system has before the walk (ext4's
+         * /lost+found), NULL-terminated, parents first; may be NULL.  Each
+         * takes the next id from 1, in this order, without a visit; what
+         * the plan puts there merges into it as into any directory reached
+         * a second time, and anything else there is an error. */
+        const char *const *existing;
 } nri_plan;
 
 /* One entry of the walk.  Owner is always root:root; mode holds the type and
@@ -80,6 +97,20 @@ typedef struct nri_entry {
  * size.  Else looking for them (SEEK_DATA) is a system call for nothing. */
 static inline bool nri_entry_may_have_holes(const nri_entry *e) {
         return (uint64_t)e->st->st_blocks * 512 < e->size;
+}
+
+/* Whether the file open as `fd` is still what `st` says it was: the same
+ * inode, size, modification and change time.  A writer copies a file's
+ * bytes and then asks: a source that changed while being read fails the
+ * build ("changed while being read") rather than leave a mix of two
+ * versions, or a truncated copy, in the image. */
+static inline bool nri_source_unchanged(int fd, const struct stat *st) {
+        struct stat now;
+
+        return fstat(fd, &now) == 0 && now.st_ino == st->st_ino && now.st_dev == st->st_dev &&
+               now.st_size == st->st_size && now.st_mtim.tv_sec == st->st_mtim.tv_sec &&
+               now.st_mtim.tv_nsec == st->st_mtim.tv_nsec && now.st_ctim.tv_sec == st->st_ctim.tv_sec &&
+               now.st_ctim.tv_nsec == st->st_ctim.tv_nsec;
 }
 
 typedef struct nri_visitor {
@@ -114,8 +145,8 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v);
  * sizes (and in `hardlinks`); unless the plan ignores them. */
 typedef struct nri_plan_stats {
         uint64_t files, directories, symlinks, hardlinks;
-        uint64_t bytes;      /* sum of regular file sizes */
-        uint64_t blocks_4k;  /* sum of each file's size rounded up to 4096 */
+        uint64_t bytes;     /* sum of regular file sizes */
+        uint64_t blocks_4k; /* sum of each file's size rounded up to 4096 */
         /* 4096-byte blocks of file data that are not all zeros (what an
          * ext4 with holes for zero blocks needs) */
         uint64_t data_blocks_4k;

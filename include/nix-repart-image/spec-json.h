@@ -100,9 +100,27 @@ typedef struct nri_builder_ref {
 /* The attribute set for `derivation` (see above). */
 cJSON *nri_spec_derivation_json(const nri_spec *spec, const nri_builder_ref *builder, const char *system);
 
-/* Reads a repartSpec object back (the builder's side).  Refuses another
- * specVersion.  0, or -EINVAL with *ret_error naming the field. */
+/* Reads a repartSpec object back (the builder's side): every field's type
+ * and form, then nri_spec_check().  Refuses another specVersion.  0, or
+ * -EINVAL with *ret_error naming the field. */
 int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const char **ret_error);
+
+/* Whether `spec` is one the evaluator could have made: what
+ * nri_spec_from_args() refuses, refused again with the same rules (names,
+ * labels, split names, paths in normal form, sources inside the store
+ * directory, store paths exact, sizes rounded and ordered, Format= implied
+ * by content, Minimize= with a writable file system, flags merged, UUIDs
+ * derived, compression levels in range, at most NRI_GPT_ENTRIES
+ * partitions).  0, or -EINVAL with *ret_error naming the field
+ * ("repartSpec.partitions[0].contents[1].source: …"). */
+int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error);
+
+/* For what the builder reads besides the spec (build.c): whether `path` is
+ * absolute and in normal form (no "//", ".", ".." or trailing '/'), and the
+ * length of the store path it is or is inside of (<store_dir>/<hash>-<name>),
+ * 0 when it is not in the store. */
+bool nri_path_is_normal(const char *path);
+size_t nri_store_path_length(const char *store_dir, const char *path);
 
 /* What the returned value exposes at evaluation time, under `image`:
  *   { diskUuid, seed, seedRandom, architecture, imageFile,

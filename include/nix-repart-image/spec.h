@@ -53,6 +53,9 @@ typedef enum nri_compression {
 const char *nri_format_to_string(nri_format f);     /* "ext4", "vfat", NULL */
 const char *nri_minimize_to_string(nri_minimize m); /* "off", "best", "guess" */
 const char *nri_compression_to_string(nri_compression c);
+/* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
+ * 0-9); -EINVAL for NRI_COMPRESSION_NONE. */
+int nri_compression_level_range(nri_compression alg, int *ret_min, int *ret_max);
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {
@@ -143,3 +146,10 @@ int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host,
 
 /* The file name of the image: "<name>.raw" or "<name>_<version>.raw". */
 char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);
+
+/* The partition's SplitName= with its specifiers expanded as
+ * systemd-repart's split_name_printf() does: %t the type's name (its GUID
+ * for a type without one), %T and %U the type and partition UUIDs as 32
+ * hexadecimal digits, %n `partno` (the partition's number among those in
+ * the table), %% a '%'.  NULL for a partition not split (SplitName=-). */
+const char *nri_split_name_expand(nri_arena *a, const nri_partition *p, unsigned partno);

@@ -1,7 +1,10 @@
-/* vfat.h: a FAT file system, written through mtools.
+/* vfat.h: a FAT file system, formatted by mtools' mformat and filled by the
+ * builder.
  *
- * nri_vfat_write() formats a byte range of an image with `mformat` and fills
- * it from a plan (plan.h) with `mmd` and `mcopy`, run as programs (no shell).
+ * nri_vfat_write() formats a byte range of an image with `mformat`, run as
+ * a program (no shell), and fills it from a plan (plan.h) as mtools' `mmd`
+ * and `mcopy` would (fat-fill.h: the same short names, entries and
+ * clusters).
  * The result is the file system systemd-repart 252 makes with
  * `mkfs.vfat -i <volume id> -n <label> -F 32` on a loop device of the
  * partition: the same FAT type, sector and cluster size, reserved sectors,
@@ -22,7 +25,7 @@
  * is the plan's mtime (clamped to what FAT holds, 1980-01-01 to 2107-12-31,
  * in UTC), names are written in the walk's byte order (each directory's
  * subdirectories first, then its files), short names come from code page
- * 437, and mtools runs with a fixed configuration whatever /etc/mtools.conf,
+ * 437, and mformat runs with a fixed configuration whatever /etc/mtools.conf,
  * ~/.mtoolsrc, the locale or the time zone say.
  *
  * What FAT cannot hold is an error naming the path, never mangled, and
@@ -35,16 +38,22 @@
  *     LPT1-4 (mtools refuses them);
  *   - two names in one directory that differ only in case (FAT compares
  *     names case-insensitively: towupper() of each character, as mtools);
+ *   - a name next to another whose long or short name is the same but for
+ *     case (a file named "readme~1.txt" beside one mtools gave the short
+ *     name README~1.TXT);
  *   - files of 4 GiB or more;
- *   - content larger than the file system (checked against a lower bound
- *     of the clusters it takes; any message an mtools program prints fails
- *     the write too).
+ *   - content larger than the file system, or names more than a FAT12/16
+ *     root directory holds (any message mformat prints fails the write
+ *     too).
+ * A source that changes while its bytes are copied fails the write
+ * (nri_source_unchanged(), plan.h).
  * Hard links become separate copies of the data.  Mode bits and owners are
  * not kept (FAT has none); every file is a plain archive file.
  *
- * Programs: $NRI_MTOOLS_DIR/{mformat,mmd,mcopy} when NRI_MTOOLS_DIR is set,
- * else the first of each on PATH.  Tested with mtools 4.0.32 (which has
- * SOURCE_DATE_EPOCH and "-i image@@offset"). */
+ * Program: $NRI_MTOOLS_DIR/mformat when NRI_MTOOLS_DIR is set, else the
+ * first on PATH; it runs in the builder's process group and is killed with
+ * it.  Tested with mtools 4.0.32 (which has SOURCE_DATE_EPOCH and
+ * "-i image@@offset"). */
 #pragma once
 
 #include <stdint.h>
@@ -117,8 +126,10 @@ int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *
  * whatever its ignore_hardlinks says.  Errors are logged to stderr with
  * o->what and the path or program concerned; returns 0 or a negative errno
  * (-EINVAL: content or a label FAT cannot hold, -ENOSPC: content too large,
- * -ERANGE: no FAT of that size, -ENOENT: mtools not found, -EIO: an mtools
- * program failed, -ENOTSUP: names outside ASCII without a C.UTF-8 locale).
+ * -EEXIST: a name beside one FAT takes for the same, -ERANGE: no FAT of
+ * that size, -ENOENT: mformat not found, -EIO: mformat
+ * failed, -ESTALE: a source changed while being read, -ENOTSUP: no C.UTF-8
+ * locale or code page 437).
  * On failure the range may hold a partial file system. */
 int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const nri_vfat_options *o,
                    const nri_plan *plan);

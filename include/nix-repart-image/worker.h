@@ -15,8 +15,10 @@
  * returned by the next nri_worker_queue() and by nri_worker_finish(). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 typedef struct nri_job {
         int fd;             /* the source file, the job's own */
@@ -26,6 +28,10 @@ typedef struct nri_job {
         uint64_t to;        /* where in the output (copies) */
         size_t id;          /* the walk's entry id */
         int flags;          /* the job function's own */
+        /* Set: once done, the source must still be as the walk found it
+         * (nri_source_unchanged(), plan.h), else the job fails. */
+        bool verify;
+        struct stat verify_st;
 } nri_job;
 
 /* Runs in the worker thread; `ctx` is the worker's, and only the worker

@@ -48,19 +48,63 @@ static const char *partition_name(const nri_partition *p) {
 
 /* ---- the spec and the closures ------------------------------------------ */
 
+/* Where the store is when $NIX_STORE does not say (Nix sets it for every
+ * builder). */
+#define DEFAULT_STORE_DIR "/nix/store"
+
+/* A path that must be a store path itself: not inside one, not outside the
+ * store. */
+static bool is_store_path(const build *b, const char *path) {
+        size_t len = nri_store_path_length(b->spec->store_dir, path);
+
+        return nri_path_is_normal(path) && len > 0 && !path[len];
+}
+
+/* What the builder reads besides the spec, checked as the evaluator's side
+ * makes it: the store the spec names is the one this build runs with, the
+ * output is a store path of it (or, by hand, a directory outside the
+ * store; --out is the caller's own choice), the bundle is a store path. */
+static int check_inputs(build *b) {
+        const char *store = getenv("NIX_STORE"), *out = b->o->out, *sd = b->spec->store_dir;
+        const cJSON *bundle = cJSON_GetObjectItemCaseSensitive(b->o->attrs, "repartBundle");
+        size_t n = strlen(sd);
+
+        if (!store || !*store)
+                store = DEFAULT_STORE_DIR;
+        if (strcmp(store, sd) != 0) {
+                log_error("repartSpec.storeDir: \"%s\" is not the store this build runs with (\"%s\")", sd,
+                          store);
+                return -EINVAL;
+        }
+        if (b->o->out_from_input &&
+            (!nri_path_is_normal(out) ||
+             (strncmp(out, sd, n) == 0 && out[n] == '/' && !is_store_path(b, out)))) {
+                log_error("the output path \"%s\" (outputs.out, $out) is neither a store path of %s nor an "
+                          "absolute path in normal form outside it",
+                          out, sd);
+                return -EINVAL;
+        }
+        if (bundle && (!cJSON_IsString(bundle) || !is_store_path(b, bundle->valuestring))) {
+                log_error("repartBundle: expected a store path of %s", sd);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int read_spec(build *b) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(b->o->attrs, "repartSpec");
         const char *error = NULL;
 
         if (!j) {
-                log_error("the derivation has no repartSpec attribute: was it made by builtins.repartImage?");
+                log_error(
+                    "the derivation has no repartSpec attribute: was it made by builtins.repartImage?");
                 return -EINVAL;
         }
         if (nri_spec_from_json(b->a, j, &b->spec, &error) < 0) {
                 log_error("%s", error);
                 return -EINVAL;
         }
-        return 0;
+        return check_inputs(b);
 }
 
 static int by_target(const void *x, const void *y) {
@@ -79,26 +123,46 @@ static int plan_closure(build *b, const nri_partition *p, nri_plan_copy **copies
                 return 0;
         graph = cJSON_GetObjectItemCaseSensitive(b->o->attrs, key);
         if (!cJSON_IsArray(graph)) {
-                log_error("partition %s: the references graph %s is missing from .attrs.json", partition_name(p),
-                          key);
+                log_error("partition %s: the references graph %s is missing from .attrs.json",
+                          partition_name(p), key);
                 return -EINVAL;
         }
         cJSON_ArrayForEach(e, graph) {
                 const cJSON *path = cJSON_GetObjectItemCaseSensitive(e, "path");
                 const char *base;
 
-                if (!cJSON_IsString(path) || path->valuestring[0] != '/') {
-                        log_error("partition %s: %s holds an entry without a path", partition_name(p), key);
+                if (!cJSON_IsString(path) || !is_store_path(b, path->valuestring)) {
+                        log_error("partition %s: %s holds an entry whose path is not a store path of %s",
+                                  partition_name(p), key, b->spec->store_dir);
                         return -EINVAL;
                 }
                 base = strrchr(path->valuestring, '/') + 1;
                 (*copies)[(*n)++] = (nri_plan_copy){
-                        .source = nri_strdup(b->a, path->valuestring),
-                        .target = nri_printf(b->a, "%s/%s", prefix, base),
+                    .source = nri_strdup(b->a, path->valuestring),
+                    .target = nri_printf(b->a, "%s/%s", prefix, base),
                 };
         }
         /* Store paths in name order, whatever order Nix listed them in. */
         qsort(*copies + start, *n - start, sizeof(nri_plan_copy), by_target);
+        for (size_t i = start + 1; i < *n; i++)
+                if (strcmp((*copies)[i - 1].target, (*copies)[i].target) == 0) {
+                        log_error("partition %s: %s lists %s twice", partition_name(p), key,
+                                  (*copies)[i].source);
+                        return -EINVAL;
+                }
+        /* The closure of the storePaths holds each of them. */
+        for (size_t i = 0; i < p->n_store_paths; i++) {
+                nri_plan_copy want = {
+                    .target = nri_printf(b->a, "%s/%s", prefix, strrchr(p->store_paths[i], '/') + 1)};
+                const nri_plan_copy *got =
+                    bsearch(&want, *copies + start, *n - start, sizeof(nri_plan_copy), by_target);
+
+                if (!got || strcmp(got->source, p->store_paths[i]) != 0) {
+                        log_error("partition %s: its closure %s does not hold its store path %s",
+                                  partition_name(p), key, p->store_paths[i]);
+                        return -EINVAL;
+                }
+        }
         return 0;
 }
 
@@ -126,11 +190,15 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
          * store was optimised (the NAR format has none): keeping them would
          * make the image depend on the machine's store, not on the closure. */
         plan->ignore_hardlinks = true;
+        plan->store_dir = b->spec->store_dir;
+        if (p->format == NRI_FORMAT_EXT4)
+                plan->existing = nri_ext4_existing_directories;
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < p->n_contents; i++)
-                plan->copies[plan->n_copies++] = (nri_plan_copy){p->contents[i].source, p->contents[i].target};
+                plan->copies[plan->n_copies++] =
+                    (nri_plan_copy){p->contents[i].source, p->contents[i].target};
         for (size_t i = 0; i < p->n_copy_files; i++)
                 plan->copies[plan->n_copies++] =
                     (nri_plan_copy){p->copy_files[i].source, p->copy_files[i].target};
@@ -163,8 +231,9 @@ static int content_min(build *b, size_t i, uint64_t *ret) {
                 log_error("partition %s: cannot work out the size of its content: %s", partition_name(p),
                           strerror(-r));
         if (b->o->verbose && r >= 0)
-                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
-                                " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
+                fprintf(stderr,
+                        "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
+                        " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
                         partition_name(p), st.files, st.bytes, *ret);
         return r;
 }
@@ -212,13 +281,13 @@ static int write_ext4(build *b, size_t i) {
         const nri_layout_part *l = &b->layout[i];
         const nri_plan *plan = &b->plans[i];
         nri_ext4_options o = {
-                .uuid = p->fs_uuid,
-                .label = p->label,
-                .timestamp = plan->mtime,
-                .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
-                .progress = b->o->verbose ? progress : NULL,
-                .progress_ctx = (void *)p,
-                .dense = &b->dense[i],
+            .uuid = p->fs_uuid,
+            .label = p->label,
+            .timestamp = plan->mtime,
+            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
+            .progress = b->o->verbose ? progress : NULL,
+            .progress_ctx = (void *)p,
+            .dense = &b->dense[i],
         };
 
         /* systemd-repart leaves the directory hash seed to mke2fs, which
@@ -229,13 +298,13 @@ static int write_ext4(build *b, size_t i) {
 
 static int write_vfat(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
         nri_vfat_options o = {
-                .volume_id = nri_uuid_vfat_volume_id(&p->fs_uuid),
-                .label = p->label,
-                /* The image's sector size, as newer systemd-repart passes
-                 * it (252 formats with 512 whatever the image has): firmware
-                 * on a 4Kn disk expects the FAT's sectors to match. */
-                .sector_size = b->spec->sector_size,
-                .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
+            .volume_id = nri_uuid_vfat_volume_id(&p->fs_uuid),
+            .label = p->label,
+            /* The image's sector size, as newer systemd-repart passes
+             * it (252 formats with 512 whatever the image has): firmware
+             * on a 4Kn disk expects the FAT's sectors to match. */
+            .sector_size = b->spec->sector_size,
+            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
         };
 
         return nri_vfat_write(b->partial, l->offset, l->size, &o, plan);
@@ -250,7 +319,9 @@ static int write_file_systems(build *b) {
                 if (l->dropped)
                         continue;
                 if (b->o->verbose && p->format != NRI_FORMAT_NONE)
-                        fprintf(stderr, "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64 "\n",
+                        fprintf(stderr,
+                                "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64
+                                "\n",
                                 partition_name(p), nri_format_to_string(p->format), l->size, l->offset);
                 if (p->format == NRI_FORMAT_EXT4)
                         r = write_ext4(b, i);
@@ -274,10 +345,10 @@ static int write_file_systems(build *b) {
 static int write_gpt(build *b) {
         nri_gpt_part *parts = nri_alloc(b->a, sizeof(nri_gpt_part) * b->spec->n_partitions);
         nri_gpt_table t = {
-                .sector_size = b->spec->sector_size,
-                .parts = parts,
-                .first_lba = b->disk.first_lba,
-                .last_lba = b->disk.last_lba,
+            .sector_size = b->spec->sector_size,
+            .parts = parts,
+            .first_lba = b->disk.first_lba,
+            .last_lba = b->disk.last_lba,
         };
         char disk_uuid[NRI_UUID_STRING_MAX], err[512] = "";
         int r;
@@ -286,19 +357,20 @@ static int write_gpt(build *b) {
         t.disk_uuid = disk_uuid;
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
                 const nri_partition *p = &b->spec->partitions[i];
-                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX), *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
+                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX),
+                     *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
 
                 if (b->layout[i].dropped)
                         continue;
                 nri_uuid_format(&p->type.uuid, type);
                 nri_uuid_format(&p->uuid, uuid);
                 parts[t.n_parts++] = (nri_gpt_part){
-                        .type_uuid = type,
-                        .uuid = uuid,
-                        .label = p->label,
-                        .flags = p->flags,
-                        .offset = b->layout[i].offset,
-                        .size = b->layout[i].size,
+                    .type_uuid = type,
+                    .uuid = uuid,
+                    .label = p->label,
+                    .flags = p->flags,
+                    .offset = b->layout[i].offset,
+                    .size = b->layout[i].size,
                 };
         }
         r = nri_gpt_write(b->fd, b->image, &t, err, sizeof(err));
@@ -319,69 +391,30 @@ static int write_output_json(build *b) {
 
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
                 const nri_partition *p = &b->spec->partitions[i];
-                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX), *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
+                char *type = nri_alloc(b->a, NRI_UUID_STRING_MAX),
+                     *uuid = nri_alloc(b->a, NRI_UUID_STRING_MAX);
 
                 if (b->layout[i].dropped)
                         continue;
                 nri_uuid_format(&p->uuid, uuid);
                 parts[n++] = (nri_output_part){
-                        .type = nri_part_type_display(&p->type, type),
-                        .label = p->label,
-                        .uuid = uuid,
-                        .file = nri_printf(b->a, "%s.conf", p->id),
-                        .offset = b->layout[i].offset,
-                        .size = b->layout[i].size,
-                        .padding = b->layout[i].padding,
+                    .type = nri_part_type_display(&p->type, type),
+                    .label = p->label,
+                    .uuid = uuid,
+                    .file = nri_printf(b->a, "%s.conf", p->id),
+                    .offset = b->layout[i].offset,
+                    .size = b->layout[i].size,
+                    .padding = b->layout[i].padding,
                 };
         }
-        r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b), parts,
-                                  n);
+        r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b),
+                                  parts, n);
         if (r < 0)
                 log_error("writing %s/repart-output.json: %s", b->o->out, strerror(-r));
         return r;
 }
 
 /* ---- split files and compression ---------------------------------------- */
-
-/* SplitName= with its specifiers, as systemd-repart 252 expands them: %t the
- * type's name, %T and %U the type and partition UUIDs as 32 hex digits, %n
- * the partition's index in the table. */
-static const char *split_name(build *b, const nri_partition *p, unsigned partno) {
-        char type[NRI_UUID_STRING_MAX];
-        const char *out = "";
-
-        for (const char *f = p->split_name; *f; f++) {
-                const char *add;
-
-                if (*f != '%' || !f[1]) {
-                        out = nri_printf(b->a, "%s%c", out, *f);
-                        continue;
-                }
-                switch (*++f) {
-                case 't':
-                        add = nri_part_type_display(&p->type, type);
-                        break;
-                case 'T':
-                case 'U': {
-                        const nri_uuid *u = *f == 'T' ? &p->type.uuid : &p->uuid;
-                        char *hex = nri_alloc(b->a, 33);
-
-                        for (int i = 0; i < 16; i++)
-                                snprintf(hex + 2 * i, 3, "%02x", u->b[i]);
-                        add = hex;
-                        break;
-                }
-                case 'n':
-                        add = nri_printf(b->a, "%u", partno);
-                        break;
-                default:
-                        add = nri_printf(b->a, "%c", *f);
-                        break;
-                }
-                out = nri_printf(b->a, "%s%s", out, add);
-        }
-        return out;
-}
 
 /* "<out>/image.raw" → "<out>/image.<name>.raw", as systemd-repart names them. */
 static const char *split_path(build *b, const char *name) {
@@ -457,7 +490,7 @@ static int write_split_files(build *b) {
                         partno++;
                         continue;
                 }
-                path = split_path(b, split_name(b, p, partno++));
+                path = split_path(b, nri_split_name_expand(b->a, p, partno++));
                 r = copy_range(in, b->layout[i].offset, b->layout[i].size, path);
                 if (r < 0) {
                         log_error("partition %s: writing its split file failed", partition_name(p));
@@ -477,7 +510,8 @@ static int compress_outputs(build *b) {
                 return 0;
         for (size_t i = 0; i <= b->n_split_files; i++) {
                 const char *raw = i == 0 ? b->image : b->split_files[i - 1];
-                const char *packed = nri_printf(b->a, "%s%s", raw, nri_compress_suffix(b->spec->compression));
+                const char *packed =
+                    nri_printf(b->a, "%s%s", raw, nri_compress_suffix(b->spec->compression));
                 int r;
 
                 if (b->o->verbose)
@@ -496,18 +530,29 @@ static int compress_outputs(build *b) {
 
 /* ---- the image file ----------------------------------------------------- */
 
+/* Every file the build writes is new (O_EXCL), in an output directory that
+ * is one (not a symlink to one): nothing is written through a name that
+ * was there before. */
 static int create_image(build *b) {
+        const char *partial;
+        struct stat st;
+
         if (mkdir(b->o->out, 0755) < 0 && errno != EEXIST) {
                 log_error("cannot create %s: %m", b->o->out);
                 return -errno;
         }
+        if (lstat(b->o->out, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                log_error("%s: not a directory", b->o->out);
+                return -ENOTDIR;
+        }
         b->image = nri_printf(b->a, "%s/%s", b->o->out, nri_spec_image_file_name(b->a, b->spec));
-        b->partial = nri_printf(b->a, "%s.partial", b->image);
-        b->fd = open(b->partial, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        partial = nri_printf(b->a, "%s.partial", b->image);
+        b->fd = open(partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (b->fd < 0) {
-                log_error("cannot create %s: %m", b->partial);
+                log_error("cannot create %s: %m", partial);
                 return -errno;
         }
+        b->partial = partial;
         if (ftruncate(b->fd, (off_t)b->disk.image_size) < 0) {
                 log_error("cannot make %s %" PRIu64 " bytes long: %m", b->partial, b->disk.image_size);
                 return -errno;
@@ -585,7 +630,8 @@ int nri_build(const nri_build_options *o) {
         for (size_t i = 0; b.dense && i < b.spec->n_partitions; i++)
                 nri_plan_dense_free(&b.dense[i]);
         if (r >= 0 && o->verbose)
-                fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image, b.disk.image_size);
+                fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image,
+                        b.disk.image_size);
         nri_arena_free(b.a);
         return r;
 }

@@ -170,7 +170,7 @@ int nri_compress_file(const char *in_path, const char *out_path, nri_compression
                 fprintf(stderr, "nix-repart-image: cannot open %s: %s\n", in_path, strerror(-r));
                 goto finish;
         }
-        out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        out = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out < 0) {
                 r = -errno;
                 fprintf(stderr, "nix-repart-image: cannot create %s: %s\n", out_path, strerror(-r));
@@ -189,7 +189,7 @@ finish:
         }
         if (in >= 0)
                 close(in);
-        if (r < 0)
+        if (r < 0 && out >= 0)
                 unlink(out_path);
         free(ibuf);
         free(obuf);

@@ -231,6 +231,7 @@ typedef struct node {
 
 typedef struct writer {
         ext2_filsys fs;
+        ext2_ino_t lost_found;
         const nri_ext4_options *o;
         const char *what;
         const char *image;
@@ -376,8 +377,8 @@ static extent_map extent_map_new(ext2_filsys fs, ext2_ino_t ino, struct ext2_ino
 }
 
 static errcode_t extent_insert(extent_map *m, const struct ext2fs_extent *ex, bool first) {
-        errcode_t err = ext2fs_extent_insert(m->h, first ? 0 : EXT2_EXTENT_INSERT_AFTER,
-                                             (struct ext2fs_extent *)ex);
+        errcode_t err =
+            ext2fs_extent_insert(m->h, first ? 0 : EXT2_EXTENT_INSERT_AFTER, (struct ext2fs_extent *)ex);
 
         return err ? err : ext2fs_extent_fix_parents(m->h);
 }
@@ -511,8 +512,8 @@ static int copy_job(void *ctx, const nri_job *job) {
                                 int r = pwrite_full(c->fd, c->buf, (size_t)k, dst_off);
 
                                 if (r < 0) {
-                                        fprintf(stderr, "%s: %s: cannot write %s into it: %s\n", c->what, c->image,
-                                                job->source, strerror(-r));
+                                        fprintf(stderr, "%s: %s: cannot write %s into it: %s\n", c->what,
+                                                c->image, job->source, strerror(-r));
                                         return r;
                                 }
                         }
@@ -534,6 +535,10 @@ static int copy_job(void *ctx, const nri_job *job) {
                 src_off += k;
                 dst_off += k;
                 n -= k;
+        }
+        if (job->verify && !nri_source_unchanged(job->fd, &job->verify_st)) {
+                fprintf(stderr, "%s: %s: changed while being read\n", c->what, job->source);
+                return -ESTALE;
         }
         return 0;
 }
@@ -998,11 +1003,17 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         w->bytes += e->size;
         if (w->o->progress)
                 w->o->progress(w->o->progress_ctx, w->files, w->bytes);
+        /* Its bytes read here (or by the worker): still the file it was? */
         if (!w->has_last_copy)
-                return 0;
+                return nri_source_unchanged(fd, e->st)
+                           ? 0
+                           : log_errno(w, -ESTALE, "%s: changed while being read", e->source);
         /* Last, when nothing else can fail: the walk's descriptor goes to
-         * the worker with the file's (usually only) copy. */
+         * the worker with the file's (usually only) copy, which checks it
+         * once the bytes are copied. */
         w->has_last_copy = false;
+        w->last_copy.verify = true;
+        w->last_copy.verify_st = *e->st;
         r = nri_worker_give(w->worker, &w->last_copy);
         return r < 0 ? r : NRI_VISIT_KEPT_FD;
 }
@@ -1065,6 +1076,8 @@ static int on_hardlink(void *ctx, const nri_entry *e) {
         return add_links(w, ino, false, e->target);
 }
 
+const char *const nri_ext4_existing_directories[] = {"/lost+found", NULL};
+
 /* ---- mke2fs's steps after the tables ---- */
 
 static int make_base(writer *w, const struct ext2fs_journal_params *jp, blk64_t overhead) {
@@ -1092,6 +1105,7 @@ static int make_base(writer *w, const struct ext2fs_journal_params *jp, blk64_t 
         err = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", strlen("lost+found"), 0, &lpf);
         if (err)
                 return log_ext2(w, err, "ext2fs_lookup", "/lost+found");
+        w->lost_found = lpf;
         for (unsigned size = BLOCK; size < 16 * 1024; size += BLOCK) {
                 err = ext2fs_expand_dir(fs, lpf);
                 if (err)
@@ -1272,6 +1286,17 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (r < 0)
                 goto out;
         w.nodes[0] = (node){.ino = EXT2_ROOT_INO};
+        /* What the plan puts at /lost+found goes into the directory
+         * mke2fs makes (ids from 1, plan.h), as `mke2fs -d` merges a
+         * source's lost+found into it. */
+        for (size_t i = 0; plan->existing && plan->existing[i]; i++) {
+                if (strcmp(plan->existing[i], "/lost+found") != 0 || !node_at(&w, i + 1)) {
+                        fprintf(stderr, "%s: %s is not a directory ext4 makes\n", w.what, plan->existing[i]);
+                        r = -EINVAL;
+                        goto out;
+                }
+                w.nodes[i + 1] = (node){.ino = w.lost_found};
+        }
         w.goal = w.fs->super->s_first_data_block;
 
         /* File data is copied by a worker while the walk goes on. */

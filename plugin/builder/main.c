@@ -80,8 +80,8 @@ static const char *attrs_path(const char *given) {
 }
 
 static const char *out_path(const char *given, const cJSON *attrs) {
-        const cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(attrs, "outputs"),
-                                                            "out");
+        const cJSON *out =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(attrs, "outputs"), "out");
         if (given)
                 return given;
         if (cJSON_IsString(out))
@@ -115,11 +115,9 @@ static int use_bundle(const cJSON *attrs) {
         static const struct {
                 const char *var, *sub;
         } vars[] = {
-                {"NRI_MTOOLS_DIR", "bin"},
-                {"NRI_MTOOLS_LOADER", "lib/ld.so"},
-                {"NRI_MTOOLS_LIBRARY_PATH", "lib"},
-                {"LOCPATH", "lib/locale"},
-                {"GCONV_PATH", "lib/gconv"},
+            {"NRI_MTOOLS_DIR", "bin"},          {"NRI_MTOOLS_LOADER", "lib/ld.so"},
+            {"NRI_MTOOLS_LIBRARY_PATH", "lib"}, {"LOCPATH", "lib/locale"},
+            {"GCONV_PATH", "lib/gconv"},
         };
         const cJSON *b = cJSON_GetObjectItemCaseSensitive(attrs, "repartBundle");
 
@@ -150,11 +148,11 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
-                {"attrs", required_argument, NULL, 'a'},
-                {"out", required_argument, NULL, 'o'},
-                {"quiet", no_argument, NULL, 'q'},
-                {"help", no_argument, NULL, 'h'},
-                {0},
+            {"attrs", required_argument, NULL, 'a'},
+            {"out", required_argument, NULL, 'o'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
         const char *attrs_arg = NULL, *out_arg = NULL, *path;
         nri_build_options o = {.verbose = true};
@@ -200,8 +198,10 @@ int main(int argc, char **argv) {
         }
         o.attrs = attrs;
         o.out = out_path(out_arg, attrs);
+        o.out_from_input = !out_arg;
         if (!o.out) {
-                fprintf(stderr, "nix-repart-image: no output path: neither outputs.out in %s nor $out\n", path);
+                fprintf(stderr, "nix-repart-image: no output path: neither outputs.out in %s nor $out\n",
+                        path);
                 cJSON_Delete(attrs);
                 return 1;
         }

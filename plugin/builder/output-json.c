@@ -203,7 +203,7 @@ int nri_output_json_write(const char *path, const char *image, const nri_output_
         if (!text)
                 return -ENOMEM;
 
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
         f = fdopen(fd, "w");

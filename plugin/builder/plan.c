@@ -5,9 +5,10 @@
  * are opened with openat(), so neither the C stack nor PATH_MAX limits the
  * depth.  Nor does the descriptor limit: only the deepest MAX_OPEN_DIRS
  * levels keep theirs, a level whose descriptor was closed is opened again,
- * name by name from the top, when the walk climbs back to it.  Path strings
+ * as the ".." of the level below it, when the walk climbs back to it.  Path strings
  * are still built, for the visitor and for messages. */
 #include "nix-repart-image/plan.h"
+#include "nix-repart-image/beneath.h"
 #include "nix-repart-image/worker.h"
 
 #include <dirent.h>
@@ -236,15 +237,18 @@ typedef struct walk {
          * must_record()): a map of all of them would hold every path of the
          * closure, the builder's largest use of memory. */
         target_map targets;
-        char **norm;        /* each copy's target, normalised ("" for "/") */
+        char **norm;         /* each copy's target, normalised ("" for "/") */
         copy_ref *by_target; /* the copies sorted by norm */
-        bool record_all;    /* the current copy: record every target */
-        const char **later; /* ... or those related to these later targets */
+        bool record_all;     /* the current copy: record every target */
+        const char **later;  /* ... or those related to these later targets */
         size_t n_later, cap_later;
         link_map links;
         size_t next_id;
         strbuf src, tgt; /* the current source and target paths */
         strbuf link;     /* readlink() buffer */
+        int store_fd;    /* the store directory (or "/"), O_PATH */
+        int top_fd;      /* the directory holding the current copy's source */
+        char *top_name;  /* the source's name in it */
 } walk;
 
 /* One directory being read. */
@@ -437,9 +441,9 @@ static int add_target(walk *w, target_slot *s, bool dir, nri_entry *e) {
         return 0;
 }
 
-/* A name readdir() says is a regular file: opened, and *st its fstat(), without the lstat() visit() would need
- * first (a system call less per file).  -1 (errno kept) where that does not
- * hold, for the caller to lstat() the name and go the usual way. */
+/* A name readdir() says is a regular file: opened, and *st its fstat(), without the lstat() visit() would
+ * need first (a system call less per file).  -1 (errno kept) where that does not hold, for the caller to
+ * lstat() the name and go the usual way. */
 static int open_regular(int dirfd, const char *name, struct stat *st) {
         int fd;
 
@@ -601,55 +605,40 @@ out:
         return r;
 }
 
-/* Opens stack[0..t] again, whose descriptors were all closed: from
- * `top_path` (what stack[0] was opened by) down the names the walk took,
- * checking each is still the directory it was.  Keeps the descriptors of
- * the last MAX_OPEN_DIRS / 2 levels; *ret_lo is the first level kept. */
-static int reopen(walk *w, frame *stack, size_t t, const char *top_path, size_t *ret_lo) {
-        size_t keep = t + 1 > MAX_OPEN_DIRS / 2 ? t + 1 - MAX_OPEN_DIRS / 2 : 0;
-        int fd = -1, r = 0;
+/* Opens stack[i - 1] again, whose descriptor was closed, as the ".." of
+ * stack[i] (open: the walk is climbing out of it), checking it is still
+ * the directory it was: one open per level climbed. */
+static int reopen_parent(walk *w, frame *stack, size_t i) {
+        struct stat st;
+        int fd, r = 0;
 
-        for (size_t j = 0; j <= t; j++) {
-                const char *name = j ? stack[j - 1].names[stack[j - 1].i - 1] : top_path;
-                struct stat st;
-                int nfd;
-
-                nfd = openat(j ? fd : AT_FDCWD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (nfd < 0)
-                        r = -errno;
-                else if (fstat(nfd, &st) < 0)
-                        r = -errno;
-                else if (st.st_dev != stack[j].dev || st.st_ino != stack[j].ino)
-                        r = -ESTALE;
-                if (j > 0 && j - 1 < keep)
+        fd = openat(stack[i].fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                r = -errno;
+        else if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (st.st_dev != stack[i - 1].dev || st.st_ino != stack[i - 1].ino)
+                r = -ESTALE;
+        if (r < 0) {
+                if (fd >= 0)
                         close(fd);
-                if (r < 0) {
-                        if (nfd >= 0)
-                                close(nfd);
-                        strbuf_set_len(&w->src, stack[t].src_len);
-                        return log_errno(r, "%s: cannot open directory again", w->src.s);
-                }
-                if (j >= keep)
-                        stack[j].fd = nfd;
-                fd = nfd;
+                strbuf_set_len(&w->src, stack[i - 1].src_len);
+                return log_errno(r, "%s: cannot open directory again", w->src.s);
         }
-        *ret_lo = keep;
+        stack[i - 1].fd = fd;
         return 0;
 }
 
-/* Walks the tree whose top directory is open in *top (opened by the path
- * in w->src), depth first. */
+/* Walks the tree whose top directory is open in *top (the copy's source,
+ * w->top_name in w->top_fd), depth first. */
 static int walk_tree(walk *w, frame *top) {
         frame *stack = NULL;
         size_t depth = 0, cap = 16, lo = 0; /* stack[lo..depth) have descriptors */
-        char *top_path = strdup(w->src.s);
         int r = 0;
 
         stack = malloc(sizeof(*stack) * cap);
-        if (!stack || !top_path) {
+        if (!stack) {
                 frame_free(top);
-                free(stack);
-                free(top_path);
                 return -ENOMEM;
         }
         stack[depth++] = *top;
@@ -662,13 +651,14 @@ static int walk_tree(walk *w, frame *top) {
                 int fd;
 
                 if (f->i == f->n) {
+                        if (depth > 1 && stack[depth - 2].fd < 0) {
+                                r = reopen_parent(w, stack, depth - 1);
+                                lo = depth - 2;
+                        }
                         frame_free(f);
                         depth--;
-                        if (depth > 0 && stack[depth - 1].fd < 0) {
-                                r = reopen(w, stack, depth - 1, top_path, &lo);
-                                if (r < 0)
-                                        break;
-                        }
+                        if (r < 0)
+                                break;
                         continue;
                 }
                 name = f->names[f->i++];
@@ -712,7 +702,6 @@ static int walk_tree(walk *w, frame *top) {
         while (depth > 0)
                 frame_free(&stack[--depth]);
         free(stack);
-        free(top_path);
         return r;
 }
 
@@ -746,6 +735,84 @@ static int set_target(walk *w, const char *path) {
         return 0;
 }
 
+/* Opens the directory that holds the source in w->src (absolute, without
+ * a trailing '/') into w->top_fd and names the source in it w->top_name:
+ * inside the source's store path, never leaving it (plan.h, beneath.h). */
+static int open_source(walk *w) {
+        const char *src = w->src.s, *sd = w->plan->store_dir, *rel, *last;
+        size_t n = sd ? strlen(sd) : 0;
+        char *root = NULL, *dirs = NULL;
+        int rootfd = -1, fd;
+
+        if (sd) {
+                size_t len;
+
+                if (strncmp(src, sd, n) != 0 || src[n] != '/' || !src[n + 1])
+                        return log_error(-EINVAL, "%s: not in the Nix store (%s)", src, sd);
+                len = strcspn(src + n + 1, "/");
+                rel = src + n + 1 + len;
+                root = strndup(src + n + 1, len);
+                if (!root)
+                        return -ENOMEM;
+        } else {
+                rel = src; /* beneath "/" */
+        }
+        if (!*rel) { /* the store path itself: in the store directory */
+                w->top_fd = openat(w->store_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                w->top_name = root;
+                return w->top_fd < 0 ? log_errno(-errno, "%s: cannot open the store directory", src) : 0;
+        }
+        if (root) {
+                /* A store path that is a symlink is not a directory to
+                 * resolve in, wherever it points. */
+                rootfd = openat(w->store_fd, root, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (rootfd < 0) {
+                        int r = -errno;
+
+                        free(root);
+                        if (r == -ENOTDIR || r == -ELOOP)
+                                return log_error(-EXDEV,
+                                                 "%s: %s/%.*s is not a directory (a store path that is a "
+                                                 "symlink is not followed): the source cannot be inside it",
+                                                 src, sd, (int)strcspn(src + n + 1, "/"), src + n + 1);
+                        return log_errno(r, "%s: cannot open its store path", src);
+                }
+                free(root);
+        }
+        last = strrchr(rel, '/');
+        dirs = strndup(rel + 1, last > rel ? (size_t)(last - rel - 1) : 0);
+        w->top_name = strdup(last + 1);
+        if (!dirs || !w->top_name) {
+                free(dirs);
+                if (rootfd >= 0)
+                        close(rootfd);
+                return -ENOMEM;
+        }
+        fd = nri_open_dir_beneath(rootfd >= 0 ? rootfd : w->store_fd, dirs, true);
+        free(dirs);
+        if (rootfd >= 0)
+                close(rootfd);
+        if (fd == -EXDEV)
+                return log_error(fd,
+                                 "%s: a symlink on the way to it leads out of its store path; a source is "
+                                 "resolved inside its store path, following only symlinks that stay there",
+                                 src);
+        if (fd == -ELOOP)
+                return log_error(fd, "%s: more than 40 symlinks on the way to it", src);
+        if (fd < 0)
+                return log_errno(fd, "%s: cannot open the directory it is in", src);
+        w->top_fd = fd;
+        return 0;
+}
+
+static void close_source(walk *w) {
+        if (w->top_fd >= 0)
+                close(w->top_fd);
+        w->top_fd = -1;
+        free(w->top_name);
+        w->top_name = NULL;
+}
+
 /* Copy i, its target normalised by prepare_copies(). */
 static int walk_copy(walk *w, size_t i) {
         const nri_plan_copy *c = &w->plan->copies[i];
@@ -765,14 +832,19 @@ static int walk_copy(walk *w, size_t i) {
                 return r;
         while (w->src.len > 1 && w->src.s[w->src.len - 1] == '/')
                 strbuf_set_len(&w->src, w->src.len - 1);
+        if (w->src.len == 1)
+                return log_error(-EINVAL, "/: cannot be a source");
 
-        if (fstatat(AT_FDCWD, w->src.s, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        r = open_source(w);
+        if (r < 0)
+                return r;
+        if (fstatat(w->top_fd, w->top_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return log_errno(-errno, "%s: cannot stat", w->src.s);
 
         if (w->tgt.len == 0) { /* "/": the root takes the directory's children */
                 if (!S_ISDIR(st.st_mode))
                         return log_error(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
-                r = frame_open(&top, AT_FDCWD, w->src.s, w->src.s);
+                r = frame_open(&top, w->top_fd, w->top_name, w->src.s);
                 if (r < 0) {
                         frame_free(&top);
                         return r;
@@ -787,7 +859,7 @@ static int walk_copy(walk *w, size_t i) {
         r = make_parents(w, &parent);
         if (r < 0)
                 return r;
-        r = visit(w, AT_FDCWD, w->src.s, &st, -1, parent, false, &top);
+        r = visit(w, w->top_fd, w->top_name, &st, -1, parent, false, &top);
         if (r < 0) {
                 frame_free(&top);
                 return r;
@@ -898,8 +970,21 @@ static int relate_copy(walk *w, size_t i) {
 }
 
 int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
-        walk w = {.plan = plan, .v = v};
+        walk w = {.plan = plan, .v = v, .top_fd = -1};
         int r = 0;
+
+        w.store_fd = open(plan->store_dir ? plan->store_dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (w.store_fd < 0)
+                return log_errno(-errno, "%s: cannot open", plan->store_dir ? plan->store_dir : "/");
+        for (const char *const *e = plan->existing; e && *e && r >= 0; e++) {
+                target_slot *slot;
+
+                r = set_target(&w, *e);
+                if (r >= 0)
+                        r = target_lookup(&w.targets, w.tgt.s, w.tgt.len, &slot);
+                if (r >= 0)
+                        r = target_insert(&w.targets, slot, w.tgt.s, w.tgt.len, ++w.next_id, true);
+        }
 
         for (size_t i = 0; i < plan->n_directories && r >= 0; i++) {
                 size_t parent, id;
@@ -917,7 +1002,9 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
                 r = relate_copy(&w, i);
                 if (r >= 0)
                         r = walk_copy(&w, i);
+                close_source(&w);
         }
+        close(w.store_fd);
 
         target_map_free(&w.targets);
         link_map_free(&w.links);

@@ -1,30 +1,48 @@
-/* vfat.c: a FAT file system through mtools (vfat.h).
+/* vfat.c: a FAT file system, formatted by mformat and filled by the
+ * builder (vfat.h).
  *
- * The plan is walked once before any program runs: every name is checked
- * against what FAT holds and every target recorded, because mtools, left to
- * itself, skips a clashing name, strips a trailing dot or mangles a
- * character without saying which file it was.  Then mformat runs with each
- * layout value given explicitly (mtools' own choices would differ from
- * mkfs.vfat's), one mmd makes all directories (parents first), and one mcopy
- * per directory copies the files whose store name is also their name there;
- * a file that is renamed on the way gets an mcopy of its own. */
+ * The plan is walked once before anything is written: every name is
+ * checked against what FAT holds and given its place, its short name and
+ * its clusters (fat-fill.h), so that nothing FAT cannot hold, nothing too
+ * large, is found half-way.  Then mformat runs with each layout value
+ * given explicitly (mtools' own choices would differ from mkfs.vfat's),
+ * and the plan is walked again to copy each file's bytes to its clusters
+ * from the descriptor the walk opened; last the directories and the FATs
+ * are written.
+ *
+ * Until this file wrote the directories itself, mmd made them (one call
+ * for all, parents first) and mcopy copied the files (one call per
+ * directory for those that keep their store name, one per renamed file).
+ * The images are the bytes those made (fat-fill.h says where they are
+ * not), but mtools resolved every path from the root and scanned a
+ * directory for each numbered short name it tried: a 2000-deep tree or a
+ * few thousand similar names in one directory took minutes.  Now the work
+ * per name is the same whatever the depth or the directory's size, and no
+ * program but mformat runs (a short one, which cannot outlive the builder:
+ * run()). */
 #include "nix-repart-image/vfat.h"
-#include "nix-repart-image/fat-names.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <locale.h>
-#include <spawn.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <wctype.h>
+
+#include "nix-repart-image/fat-fill.h"
+#include "nix-repart-image/fat-names.h"
+#include "nix-repart-image/parse.h"
+#include "nix-repart-image/utf8.h"
 
 static inline void freep(void *p) {
         free(*(void **)p);
@@ -36,67 +54,6 @@ static inline void freep(void *p) {
                 (p) = NULL;                                                                                 \
                 p_;                                                                                         \
         })
-
-/* ---- UTF-8 ------------------------------------------------------------ */
-
-/* One code point as systemd's utf8_encoded_valid_unichar() accepts it: the
- * shortest form, at most U+10FFFF, no surrogate, no non-character.  Returns
- * its length in bytes or -EINVAL. */
-static int utf8_next(const char *s, uint32_t *ret) {
-        static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-        const unsigned char *p = (const unsigned char *)s;
-        uint32_t c;
-        int len;
-
-        if (p[0] < 0x80) {
-                *ret = p[0];
-                return 1;
-        }
-        if ((p[0] & 0xe0) == 0xc0) {
-                len = 2;
-                c = p[0] & 0x1f;
-        } else if ((p[0] & 0xf0) == 0xe0) {
-                len = 3;
-                c = p[0] & 0x0f;
-        } else if ((p[0] & 0xf8) == 0xf0) {
-                len = 4;
-                c = p[0] & 0x07;
-        } else
-                return -EINVAL;
-        for (int i = 1; i < len; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        return -EINVAL;
-                c = c << 6 | (p[i] & 0x3f);
-        }
-        if (c < min[len] || c > 0x10ffff || (c & 0xfffff800) == 0xd800 || (c >= 0xfdd0 && c <= 0xfdef) ||
-            (c & 0xfffe) == 0xfffe)
-                return -EINVAL;
-        *ret = c;
-        return len;
-}
-
-static size_t utf8_put(char *out, uint32_t c) {
-        if (c < 0x80) {
-                out[0] = (char)c;
-                return 1;
-        }
-        if (c < 0x800) {
-                out[0] = (char)(0xc0 | c >> 6);
-                out[1] = (char)(0x80 | (c & 0x3f));
-                return 2;
-        }
-        if (c < 0x10000) {
-                out[0] = (char)(0xe0 | c >> 12);
-                out[1] = (char)(0x80 | (c >> 6 & 0x3f));
-                out[2] = (char)(0x80 | (c & 0x3f));
-                return 3;
-        }
-        out[0] = (char)(0xf0 | c >> 18);
-        out[1] = (char)(0x80 | (c >> 12 & 0x3f));
-        out[2] = (char)(0x80 | (c >> 6 & 0x3f));
-        out[3] = (char)(0x80 | (c & 0x3f));
-        return 4;
-}
 
 /* ---- the layout (mkfs.fat 4.2: establish_params(), setup_tables()) ----- */
 
@@ -335,9 +292,8 @@ static bool content_fits(const nri_plan_stats *st, const nri_vfat_geometry *g) {
         /* FAT12/16: the root directory is a fixed table, not clusters.  Per
          * name its entry and at most one long-name entry per byte / 13, plus
          * one; and the volume label's entry. */
-        if (g->root_dir_sectors > 0 &&
-            3 * st->root_names + st->root_name_bytes / 13 + 1 >
-                (uint64_t)g->root_dir_sectors * g->sector_size / 32)
+        if (g->root_dir_sectors > 0 && 3 * st->root_names + st->root_name_bytes / 13 + 1 >
+                                           (uint64_t)g->root_dir_sectors * g->sector_size / 32)
                 return false;
         return true;
 }
@@ -361,10 +317,7 @@ int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *
         return 0;
 }
 
-/* ---- running mtools ---------------------------------------------------- */
-
-enum { PROG_MFORMAT, PROG_MMD, PROG_MCOPY, _PROG_MAX };
-static const char *const prog_names[_PROG_MAX] = {"mformat", "mmd", "mcopy"};
+/* ---- running mformat --------------------------------------------------- */
 
 static int find_program(const char *name, const char *what, char **ret) {
         const char *dir = getenv("NRI_MTOOLS_DIR");
@@ -464,70 +417,81 @@ static void free_env(char **env) {
         free(env);
 }
 
-/* Runs argv[0] (an absolute path) with `env`, stdin from /dev/null, in a
- * session of its own: without a controlling terminal mtools can never stop
- * to ask a question.  Its stdout and stderr are passed on to our stderr, and
- * anything it prints counts as a failure: mtools is silent when all is well,
- * and some of its errors ("No free cluster" while a directory grows) leave
- * the exit status 0. */
+/* Runs argv[0] (an absolute path) with `env`, stdin from /dev/null, its
+ * stdout and stderr passed on to ours, and anything it prints counts as a
+ * failure: mtools is silent when all is well, and some of its errors leave
+ * the exit status 0.
+ *
+ * The program must not outlive the builder (Nix kills a build that runs
+ * too long, or a user stops one): it stays in the builder's process group,
+ * which is what Nix kills, and asks the kernel for SIGKILL when the builder
+ * dies (PR_SET_PDEATHSIG), however it dies.  posix_spawn() cannot ask for
+ * that, so this is fork() and, in the child, only calls that are safe
+ * there; a builder that died between fork() and prctl() is seen in
+ * getppid().  Run by hand from a terminal, the program could stop to ask
+ * on it: it gives up the controlling terminal (TIOCNOTTY), which is all
+ * that a new session was for. */
 static int run(char *const *argv, char *const *env, const char *what, const char *doing) {
-        posix_spawn_file_actions_t fa;
-        posix_spawnattr_t attr;
-        sigset_t none, all;
+        const char *loader = getenv("NRI_MTOOLS_LOADER"), *libs = getenv("NRI_MTOOLS_LIBRARY_PATH");
+        char **largv = NULL, *const *args = argv;
         size_t printed = 0;
         int r, status, out[2];
+        pid_t pid, parent = getpid();
         char buf[4096];
         ssize_t n;
-        pid_t pid;
 
-        if (pipe2(out, O_CLOEXEC) < 0) {
-                r = -errno;
-                fprintf(stderr, "%s: pipe: %s\n", what, strerror(errno));
-                return r;
-        }
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-        posix_spawnattr_init(&attr);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
         /* With NRI_MTOOLS_LOADER (a bundle's, main.c), as
          * `LOADER --library-path NRI_MTOOLS_LIBRARY_PATH argv…`: the bundle's
          * programs are not patched to find its loader and libraries. */
-        const char *loader = getenv("NRI_MTOOLS_LOADER");
-        char **largv = NULL;
         if (loader && *loader) {
                 size_t argc = 0;
-                const char *libs = getenv("NRI_MTOOLS_LIBRARY_PATH");
 
                 while (argv[argc])
                         argc++;
                 largv = calloc(argc + 4, sizeof(char *));
-                if (!largv) {
-                        posix_spawn_file_actions_destroy(&fa);
-                        posix_spawnattr_destroy(&attr);
-                        close(out[0]);
-                        close(out[1]);
+                if (!largv)
                         return -ENOMEM;
-                }
                 largv[0] = (char *)loader;
                 largv[1] = (char *)"--library-path";
                 largv[2] = (char *)(libs ? libs : "");
                 memcpy(largv + 3, argv, argc * sizeof(char *));
+                args = largv;
         }
-        r = posix_spawn(&pid, largv ? largv[0] : argv[0], &fa, &attr, largv ? largv : argv, env);
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                r = -errno;
+                free(largv);
+                fprintf(stderr, "%s: pipe: %s\n", what, strerror(-r));
+                return r;
+        }
+        pid = fork();
+        if (pid == 0) {
+                sigset_t none;
+                int fd;
+
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                        _exit(127);
+                /* Signals as a new program expects them (sigaction() and
+                 * sigprocmask() are safe here; signal() is not). */
+                for (int sig = 1; sig < NSIG; sig++)
+                        (void)sigaction(sig, &(struct sigaction){.sa_handler = SIG_DFL}, NULL);
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+                if (fd >= 0)
+                        (void)ioctl(fd, TIOCNOTTY);
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || dup2(fd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+                        _exit(127);
+                execve(args[0], args, env);
+                _exit(127);
+        }
+        r = pid < 0 ? -errno : 0;
         free(largv);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&attr);
         close(out[1]);
-        if (r != 0) {
+        if (r < 0) {
                 close(out[0]);
-                fprintf(stderr, "%s: cannot run %s: %s\n", what, argv[0], strerror(r));
-                return -r;
+                fprintf(stderr, "%s: cannot run %s: %s\n", what, argv[0], strerror(-r));
+                return r;
         }
         while ((n = read(out[0], buf, sizeof(buf))) != 0) {
                 if (n < 0) {
@@ -558,19 +522,28 @@ static int run(char *const *argv, char *const *env, const char *what, const char
         return -EIO;
 }
 
-/* ---- targets: names, case folding, the table of everything written ------- */
+/* ---- what goes in: every name checked before anything is written ------- */
+
+typedef struct vfat_dir {
+        char *name; /* NULL for the root */
+        size_t parent;
+} vfat_dir;
 
 typedef struct vfat_file {
-        char *target, *source;
-        size_t dir; /* index into writer.dirs */
-        size_t seq;
-        bool same_name; /* basename(source) == basename(target): can share an mcopy */
+        char *name;
+        size_t dir;        /* index into writer.dirs */
+        size_t id;         /* the walk's entry id */
+        size_t seq;        /* in walk order */
+        bool same_name;    /* its source has its name: mcopy copied those first */
+        size_t source_len; /* how long the path of its source is: it was an argument of mcopy */
         uint64_t size;
+        uint32_t cluster;
+        bool copied;
 } vfat_file;
 
+/* A name in a directory, folded as FAT compares names. */
 typedef struct slot {
-        char *key; /* the folded target; NULL: empty */
-        char *target;
+        char *key; /* "<directory index>/<folded name>"; NULL: empty */
         bool is_dir;
         size_t index; /* into dirs or files */
 } slot;
@@ -580,11 +553,20 @@ typedef struct writer {
         locale_t utf8; /* for towupper(), as mtools compares names; (locale_t)0 if missing */
         slot *slots;
         size_t n_slots, used;
-        char **dirs; /* dirs[0] is "/" */
+        vfat_dir *dirs; /* dirs[0] is the root */
         size_t n_dirs, cap_dirs;
         vfat_file *files;
         size_t n_files, cap_files;
+        /* By the walk's entry id: dir index + 1, or file index + 1 as
+         * -(index + 1); 0: neither. */
+        ssize_t *by_id;
+        size_t n_ids;
         bool non_ascii;
+        /* While the data is copied: */
+        nri_fat_fill *fill;
+        int fd;          /* the image */
+        uint64_t offset; /* of the file system in it */
+        size_t copied;
 } writer;
 
 static uint64_t hash(const char *s) {
@@ -623,6 +605,20 @@ static int grow_table(writer *w) {
         return 0;
 }
 
+static void *grow_array(void *items, size_t n, size_t *cap, size_t size) {
+        size_t c = *cap ? *cap * 2 : 64;
+        void *p;
+
+        if (n < *cap)
+                return items;
+        p = realloc(items, c * size);
+        if (p)
+                *cap = c;
+        else
+                free(items);
+        return p;
+}
+
 /* `path` case-folded as mtools compares names (towupper() of each code
  * point), or NULL with errno EINVAL if it is not UTF-8. */
 static char *fold(writer *w, const char *path) {
@@ -632,7 +628,7 @@ static char *fold(writer *w, const char *path) {
                 return NULL;
         for (const char *p = path; *p;) {
                 uint32_t c;
-                int l = utf8_next(p, &c);
+                int l = nri_utf8_next(p, &c);
 
                 if (l < 0) {
                         free(out);
@@ -671,44 +667,94 @@ static const char *base_name(const char *path) {
         return s ? s + 1 : path;
 }
 
-/* Records `target` in *ret_slot, refusing it if its name is not for FAT or
- * if a name already recorded differs from it at most in case.  Returns 0
- * (new), 1 (a directory recorded before: *ret_slot is that one) or a
- * negative errno. */
-static int claim(writer *w, const char *target, bool is_dir, slot **ret_slot) {
-        _cleanup_free_ char *key = NULL;
+/* The path of directory d (and `name` in it), for messages; malloc'ed. */
+static char *path_of(const writer *w, size_t d, const char *name) {
+        size_t len = name ? strlen(name) + 2 : 2;
+        char *out, *o;
+
+        for (size_t i = d; i != 0; i = w->dirs[i].parent)
+                len += strlen(w->dirs[i].name) + 1;
+        out = malloc(len);
+        if (!out)
+                return NULL;
+        o = out + len - 1;
+        *o = 0;
+        if (name) {
+                o -= strlen(name);
+                memcpy(o, name, strlen(name));
+                *--o = '/';
+        }
+        for (size_t i = d; i != 0; i = w->dirs[i].parent) {
+                o -= strlen(w->dirs[i].name);
+                memcpy(o, w->dirs[i].name, strlen(w->dirs[i].name));
+                *--o = '/';
+        }
+        if (!*o)
+                *--o = '/';
+        memmove(out, o, strlen(o) + 1);
+        return out;
+}
+
+static ssize_t *id_slot(writer *w, size_t id) {
+        if (id >= w->n_ids) {
+                size_t n = w->n_ids ? w->n_ids : 1024;
+                ssize_t *p;
+
+                while (n <= id)
+                        n *= 2;
+                p = realloc(w->by_id, n * sizeof(ssize_t));
+                if (!p)
+                        return NULL;
+                memset(p + w->n_ids, 0, (n - w->n_ids) * sizeof(ssize_t));
+                w->by_id = p;
+                w->n_ids = n;
+        }
+        return &w->by_id[id];
+}
+
+/* The directory an entry goes into: the root (id 0) or one visited before. */
+static int dir_of(writer *w, const nri_entry *e, size_t *ret) {
+        if (e->parent == 0) {
+                *ret = 0;
+                return 0;
+        }
+        if (e->parent >= w->n_ids || w->by_id[e->parent] <= 0) {
+                fprintf(stderr, "%s: '%s': its directory was not seen before it\n", w->what, e->target);
+                return -EINVAL;
+        }
+        *ret = (size_t)w->by_id[e->parent] - 1;
+        return 0;
+}
+
+/* Records `name` in directory d, refusing it if it is not for FAT or if a
+ * name already there differs from it at most in case; `target` is its
+ * path, for messages. */
+static int claim(writer *w, size_t d, const char *name, const char *target, bool is_dir, slot **ret_slot) {
+        _cleanup_free_ char *folded = NULL, *key = NULL;
         slot *s;
         int r;
 
-        r = check_name(w, target, base_name(target));
+        r = check_name(w, target, name);
         if (r < 0)
                 return r;
-        key = fold(w, target);
-        if (!key)
-                return -errno;
+        folded = fold(w, name);
+        if (!folded || asprintf(&key, "%zu/%s", d, folded) < 0)
+                return -ENOMEM;
         s = lookup(w, key);
         if (s->key) {
-                if (is_dir && s->is_dir && strcmp(s->target, target) == 0) {
-                        *ret_slot = s;
-                        return 1;
-                }
-                if (strcmp(s->target, target) != 0)
-                        fprintf(stderr,
-                                "%s: '%s' and '%s' differ only in case; FAT compares names "
-                                "case-insensitively and cannot hold both\n",
-                                w->what, s->target, target);
-                else
-                        fprintf(stderr, "%s: '%s' is written twice (as a %s and as a %s)\n", w->what, target,
-                                s->is_dir ? "directory" : "file", is_dir ? "directory" : "file");
+                _cleanup_free_ char *other =
+                    path_of(w, d, s->is_dir ? w->dirs[s->index].name : w->files[s->index].name);
+
+                fprintf(stderr,
+                        "%s: '%s' and '%s' differ only in case; FAT compares names "
+                        "case-insensitively and cannot hold both\n",
+                        w->what, other ? other : "?", target);
                 return -EINVAL;
         }
         r = grow_table(w);
         if (r < 0)
                 return r;
         s = lookup(w, key); /* again: growing moved it */
-        s->target = strdup(target);
-        if (!s->target)
-                return -ENOMEM;
         s->key = TAKE_PTR(key);
         s->is_dir = is_dir;
         w->used++;
@@ -716,112 +762,68 @@ static int claim(writer *w, const char *target, bool is_dir, slot **ret_slot) {
         return 0;
 }
 
-/* The index of directory `target` in w->dirs, recording it (and its
- * parents) if new. */
-static int want_dir(writer *w, const char *target, size_t *ret) {
-        _cleanup_free_ char *parent = NULL;
-        const char *slash;
-        size_t parent_index;
-        slot *s;
-        int r;
-
-        if (target[0] != '/') {
-                fprintf(stderr, "%s: '%s': the target is not an absolute path\n", w->what, target);
-                return -EINVAL;
-        }
-        if (strcmp(target, "/") == 0) {
-                *ret = 0;
-                return 0;
-        }
-        slash = strrchr(target, '/');
-        parent = slash == target ? strdup("/") : strndup(target, (size_t)(slash - target));
-        if (!parent)
-                return -ENOMEM;
-        r = want_dir(w, parent, &parent_index);
-        if (r < 0)
-                return r;
-
-        r = claim(w, target, true, &s);
-        if (r < 0)
-                return r;
-        if (r == 0) {
-                if (w->n_dirs == w->cap_dirs) {
-                        size_t cap = w->cap_dirs ? w->cap_dirs * 2 : 64;
-                        char **d = realloc(w->dirs, cap * sizeof(char *));
-
-                        if (!d)
-                                return -ENOMEM;
-                        w->dirs = d;
-                        w->cap_dirs = cap;
-                }
-                s->index = w->n_dirs;
-                w->dirs[w->n_dirs++] = s->target;
-        }
-        *ret = s->index;
-        return 0;
-}
-
-static int want_file(writer *w, const char *target, const char *source, uint64_t size) {
-        _cleanup_free_ char *parent = NULL;
-        const char *slash = strrchr(target, '/');
-        size_t dir;
-        slot *s;
-        int r;
-
-        if (target[0] != '/' || strcmp(target, "/") == 0) {
-                fprintf(stderr, "%s: '%s': not a file target\n", w->what, target);
-                return -EINVAL;
-        }
-        if (size > UINT32_MAX) {
-                fprintf(stderr, "%s: '%s' (from %s) is %" PRIu64 " bytes; FAT files hold less than 4 GiB\n",
-                        w->what, target, source, size);
-                return -EINVAL;
-        }
-        parent = slash == target ? strdup("/") : strndup(target, (size_t)(slash - target));
-        if (!parent)
-                return -ENOMEM;
-        r = want_dir(w, parent, &dir);
-        if (r < 0)
-                return r;
-        r = claim(w, target, false, &s);
-        if (r < 0)
-                return r;
-
-        if (w->n_files == w->cap_files) {
-                size_t cap = w->cap_files ? w->cap_files * 2 : 256;
-                vfat_file *f = realloc(w->files, cap * sizeof(vfat_file));
-
-                if (!f)
-                        return -ENOMEM;
-                w->files = f;
-                w->cap_files = cap;
-        }
-        vfat_file *f = &w->files[w->n_files];
-        *f = (vfat_file){
-            .target = s->target,
-            .source = strdup(source),
-            .dir = dir,
-            .seq = w->n_files,
-            .same_name = strcmp(base_name(source), base_name(target)) == 0,
-            .size = size,
-        };
-        if (!f->source)
-                return -ENOMEM;
-        s->index = w->n_files++;
-        return 0;
-}
-
-/* ---- the visitor ------------------------------------------------------- */
-
 static int visit_directory(void *ctx, const nri_entry *e) {
-        size_t index;
+        writer *w = ctx;
+        ssize_t *by_id;
+        slot *s;
+        size_t d;
+        int r;
 
-        return want_dir(ctx, e->target, &index);
+        r = dir_of(w, e, &d);
+        if (r >= 0)
+                r = claim(w, d, e->name, e->target, true, &s);
+        if (r < 0)
+                return r;
+        w->dirs = grow_array(w->dirs, w->n_dirs, &w->cap_dirs, sizeof(vfat_dir));
+        by_id = id_slot(w, e->id);
+        if (!w->dirs || !by_id)
+                return -ENOMEM;
+        w->dirs[w->n_dirs] = (vfat_dir){.name = strdup(e->name), .parent = d};
+        if (!w->dirs[w->n_dirs].name)
+                return -ENOMEM;
+        s->index = w->n_dirs++;
+        *by_id = (ssize_t)w->n_dirs;
+        return 0;
 }
 
 static int visit_file(void *ctx, const nri_entry *e, int fd) {
-        (void)fd; /* mcopy reads the store file itself */
-        return want_file(ctx, e->target, e->source, e->size);
+        writer *w = ctx;
+        ssize_t *by_id;
+        vfat_file *f;
+        slot *s;
+        size_t d;
+        int r;
+
+        (void)fd; /* read in the second walk, once every name is known fit */
+        if (e->size > UINT32_MAX) {
+                fprintf(stderr, "%s: '%s' (from %s) is %" PRIu64 " bytes; FAT files hold less than 4 GiB\n",
+                        w->what, e->target, e->source, e->size);
+                return -EINVAL;
+        }
+        r = dir_of(w, e, &d);
+        if (r >= 0)
+                r = claim(w, d, e->name, e->target, false, &s);
+        if (r < 0)
+                return r;
+        w->files = grow_array(w->files, w->n_files, &w->cap_files, sizeof(vfat_file));
+        by_id = id_slot(w, e->id);
+        if (!w->files || !by_id)
+                return -ENOMEM;
+        f = &w->files[w->n_files];
+        *f = (vfat_file){
+            .name = strdup(e->name),
+            .dir = d,
+            .id = e->id,
+            .seq = w->n_files,
+            .same_name = strcmp(base_name(e->source), e->name) == 0,
+            .source_len = strlen(e->source) + (e->source[0] == '/' ? 0 : 2),
+            .size = e->size,
+        };
+        if (!f->name)
+                return -ENOMEM;
+        s->index = w->n_files++;
+        *by_id = -(ssize_t)w->n_files;
+        return 0;
 }
 
 static int visit_symlink(void *ctx, const nri_entry *e) {
@@ -835,120 +837,178 @@ static int visit_symlink(void *ctx, const nri_entry *e) {
 }
 
 static void writer_done(writer *w) {
-        for (size_t i = 0; i < w->n_slots; i++) {
+        for (size_t i = 0; i < w->n_slots; i++)
                 free(w->slots[i].key);
-                free(w->slots[i].target);
-        }
         free(w->slots);
         for (size_t i = 0; i < w->n_files; i++)
-                free(w->files[i].source);
+                free(w->files[i].name);
         free(w->files);
+        for (size_t i = 0; i < w->n_dirs; i++)
+                free(w->dirs[i].name);
         free(w->dirs);
+        free(w->by_id);
+        nri_fat_fill_free(w->fill);
         if (w->utf8)
                 freelocale(w->utf8);
 }
 
-/* ---- argv -------------------------------------------------------------- */
+/* ---- where everything goes: as mmd and mcopy would have put it --------- */
 
-/* mtools matches each directory of a path as a pattern, where '[' opens a
- * range and '\' quotes; '*', '?' and '\' cannot be in FAT names, so quoting
- * '[' is enough.  The last component is taken literally when it is created. */
-static char *dos_path(const char *dir, const char *name) {
-        size_t n = 0;
-        char *out, *o;
+/* The order vfat.c's mcopy calls copied files in (before it wrote the
+ * directories itself): by directory, in each first the files that keep
+ * their store name (one mcopy for them all), then the renamed ones (one
+ * each), each group in walk order. */
+static int cmp_files(const void *a, const void *b) {
+        const vfat_file *x = *(vfat_file *const *)a, *y = *(vfat_file *const *)b;
 
-        for (const char *p = dir; *p; p++)
-                n += *p == '[' || *p == ']' ? 2 : 1;
-        out = malloc(2 + n + 1 + (name ? strlen(name) : 0) + 1);
-        if (!out)
-                return NULL;
-        o = stpcpy(out, "::");
-        for (const char *p = dir; *p; p++) {
-                if (*p == '[' || *p == ']')
-                        *o++ = '\\';
-                *o++ = *p;
-        }
-        if (o[-1] != '/')
-                *o++ = '/';
-        if (name)
-                o = stpcpy(o, name);
-        *o = '\0';
-        return out;
+        if (x->dir != y->dir)
+                return x->dir < y->dir ? -1 : 1;
+        if (x->same_name != y->same_name)
+                return x->same_name ? -1 : 1;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-typedef struct argv_builder {
-        char **v;
-        size_t n, cap, fixed, bytes;
-} argv_builder;
+#define MCOPY_MAX_FILES 2048
+#define MCOPY_MAX_BYTES (512 * 1024)
 
-/* Arguments of one call are kept well below the kernel's limits. */
-#define BATCH_MAX_ARGS 2048
-#define BATCH_MAX_BYTES (512 * 1024)
-
-static int argv_push(argv_builder *a, char *s) {
-        if (!s)
-                return -ENOMEM;
-        if (a->n + 2 > a->cap) {
-                size_t cap = a->cap ? a->cap * 2 : 64;
-                char **v = realloc(a->v, cap * sizeof(char *));
-
-                if (!v) {
-                        free(s);
-                        return -ENOMEM;
-                }
-                a->v = v;
-                a->cap = cap;
-        }
-        a->v[a->n++] = s;
-        a->v[a->n] = NULL;
-        a->bytes += strlen(s) + 1 + sizeof(char *);
-        return 0;
-}
-
-/* Drops the arguments after the fixed ones. */
-static void argv_reset(argv_builder *a) {
-        while (a->n > a->fixed)
-                free(a->v[--a->n]);
-        if (a->v)
-                a->v[a->n] = NULL;
-        a->bytes = 0;
-}
-
-static void argv_free(argv_builder *a) {
-        a->fixed = 0;
-        argv_reset(a);
-        free(a->v);
-}
-
-static bool argv_full(const argv_builder *a) {
-        return a->n - a->fixed >= BATCH_MAX_ARGS || a->bytes >= BATCH_MAX_BYTES;
-}
-
-static int argv_start(argv_builder *a, const char *program, const char *image, bool clash_opts) {
+/* Every directory (in the order they were seen: parents first) and every
+ * file, given its slots and clusters (fat-fill.h): a name FAT cannot hold
+ * next to another, a full root directory or content larger than the file
+ * system fails here, before anything is written. */
+static int lay_out(writer *w, const nri_vfat_geometry *g, const uint8_t *label, int64_t mtime) {
+        vfat_file **order;
         int r;
 
-        *a = (argv_builder){0};
-        r = argv_push(a, strdup(program));
-        if (r >= 0)
-                r = argv_push(a, strdup("-i"));
-        if (r >= 0)
-                r = argv_push(a, strdup(image));
-        /* A long name that exists already: skip it, which makes the program
-         * fail; a short name that does: the next free ~N. */
-        if (r >= 0 && clash_opts)
-                r = argv_push(a, strdup("-D"));
-        if (r >= 0 && clash_opts)
-                r = argv_push(a, strdup("s"));
-        if (r >= 0 && clash_opts)
-                r = argv_push(a, strdup("-D"));
-        if (r >= 0 && clash_opts)
-                r = argv_push(a, strdup("A"));
-        a->fixed = a->n;
-        a->bytes = 0;
+        r = nri_fat_fill_new(g, label, mtime, w->what, &w->fill);
+        if (r == -ENOTSUP)
+                fprintf(stderr,
+                        "%s: names in FAT need the C.UTF-8 locale and code page 437, which this system "
+                        "lacks\n",
+                        w->what);
+        if (r < 0)
+                return r;
+        for (size_t i = 1; i < w->n_dirs; i++) {
+                size_t index;
+
+                r = nri_fat_fill_mkdir(w->fill, w->dirs[i].parent, w->dirs[i].name, &index);
+                if (r < 0)
+                        return r;
+                if (index != i)
+                        return -EINVAL; /* both count directories from 1 */
+        }
+        order = malloc((w->n_files ? w->n_files : 1) * sizeof(*order));
+        if (!order)
+                return -ENOMEM;
+        for (size_t i = 0; i < w->n_files; i++)
+                order[i] = &w->files[i];
+        if (w->n_files > 0) /* qsort(NULL, 0, …) is undefined (UBSan) */
+                qsort(order, w->n_files, sizeof(*order), cmp_files);
+        /* Where one mcopy call ended and the next began, which is when a
+         * directory's new clusters were given out: after each renamed
+         * file; else at a change of directory, before the renamed ones, or
+         * when the call had 2048 files or 512 KiB of paths. */
+        for (size_t i = 0, count = 0, bytes = 0; r >= 0 && i < w->n_files; i++) {
+                const vfat_file *f = order[i], *next = i + 1 < w->n_files ? order[i + 1] : NULL;
+
+                if (count == 0)
+                        r = nri_fat_fill_begin(w->fill, f->dir, !f->same_name);
+                if (r >= 0)
+                        r = nri_fat_fill_file(w->fill, f->dir, f->name, f->size, &order[i]->cluster);
+                count++;
+                bytes += f->source_len + 1 + sizeof(char *);
+                if (r < 0 || !(!f->same_name || !next || next->dir != f->dir || !next->same_name ||
+                               count >= MCOPY_MAX_FILES || bytes >= MCOPY_MAX_BYTES))
+                        continue;
+                r = nri_fat_fill_flush(w->fill, f->dir);
+                count = bytes = 0;
+        }
+        free(order);
         return r;
 }
 
-/* ---- the steps --------------------------------------------------------- */
+/* ---- the second walk: the files' data ---------------------------------- */
+
+static int changed(writer *w, const nri_entry *e) {
+        fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source ? e->source : e->target);
+        return -ESTALE;
+}
+
+static int copy_directory(void *ctx, const nri_entry *e) {
+        writer *w = ctx;
+
+        return e->id < w->n_ids && w->by_id[e->id] > 0 ? 0 : changed(w, e);
+}
+
+/* A file's bytes to its clusters, by the kernel where it can; the file
+ * must not change while they are read (size, modification and change
+ * time as when it was opened), as in ext4.c. */
+static int copy_file(void *ctx, const nri_entry *e, int fd) {
+        writer *w = ctx;
+        uint64_t done = 0, to;
+        vfat_file *f;
+        bool kernel = true;
+        char buf[65536];
+
+        if (e->id >= w->n_ids || w->by_id[e->id] >= 0)
+                return changed(w, e);
+        f = &w->files[-w->by_id[e->id] - 1];
+        if (f->copied || f->size != e->size || strcmp(f->name, e->name) != 0)
+                return changed(w, e);
+        to = w->offset + nri_fat_fill_data_offset(w->fill, f->cluster);
+        while (done < f->size) {
+                ssize_t k;
+
+                if (kernel) {
+                        loff_t in = (loff_t)done, out = (loff_t)(to + done);
+
+                        k = copy_file_range(fd, &in, w->fd, &out, f->size - done, 0);
+                        if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
+                                      errno == ENOSYS || errno == EPERM)) {
+                                kernel = false;
+                                continue;
+                        }
+                } else {
+                        k = pread(fd, buf, f->size - done < sizeof(buf) ? f->size - done : sizeof(buf),
+                                  (off_t)done);
+                        if (k > 0) {
+                                for (ssize_t put = 0, m; put < k; put += m) {
+                                        m = pwrite(w->fd, buf + put, (size_t)(k - put),
+                                                   (off_t)(to + done) + put);
+                                        if (m < 0 && errno == EINTR)
+                                                m = 0;
+                                        else if (m <= 0) {
+                                                fprintf(stderr, "%s: cannot write %s into the image: %s\n",
+                                                        w->what, e->target, strerror(m < 0 ? errno : EIO));
+                                                return m < 0 ? -errno : -EIO;
+                                        }
+                                }
+                        }
+                }
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        int r = -errno;
+
+                        fprintf(stderr, "%s: %s: cannot copy it into the image: %s\n", w->what, e->source,
+                                strerror(-r));
+                        return r;
+                }
+                if (k == 0)
+                        return changed(w, e); /* shorter than it was */
+                done += (uint64_t)k;
+        }
+        if (!nri_source_unchanged(fd, e->st))
+                return changed(w, e);
+        f->copied = true;
+        w->copied++;
+        return 0;
+}
+
+static int copy_symlink(void *ctx, const nri_entry *e) {
+        return changed(ctx, e);
+}
+
+/* ---- the whole --------------------------------------------------------- */
 
 static int do_mformat(const char *prog, const char *image, const nri_vfat_geometry *g, uint32_t volume_id,
                       const char *label, char **env, const char *what) {
@@ -1006,199 +1066,6 @@ static int do_mformat(const char *prog, const char *image, const nri_vfat_geomet
         argv[n++] = "::";
         argv[n] = NULL;
         return run(argv, env, what, "formatting the file system");
-}
-
-static int do_mmd(const char *prog, const char *image, writer *w, char **env) {
-        argv_builder a;
-        int r;
-
-        r = argv_start(&a, prog, image, true);
-        for (size_t i = 1, first = 1; r >= 0 && i < w->n_dirs; i++) {
-                const char *t = w->dirs[i], *slash = strrchr(t, '/');
-                _cleanup_free_ char *parent = strndup(t, (size_t)(slash - t) + 1);
-
-                r = parent ? argv_push(&a, dos_path(parent, slash + 1)) : -ENOMEM;
-                if (r >= 0 && (argv_full(&a) || i + 1 == w->n_dirs)) {
-                        r = run(a.v, env, w->what, "making directories");
-                        if (r < 0)
-                                fprintf(stderr, "%s: ... while making the directories '%s' to '%s'\n",
-                                        w->what, w->dirs[first], t);
-                        argv_reset(&a);
-                        first = i + 1;
-                }
-        }
-        argv_free(&a);
-        return r;
-}
-
-static int cmp_files(const void *a, const void *b) {
-        const vfat_file *x = a, *y = b;
-
-        if (x->dir != y->dir)
-                return x->dir < y->dir ? -1 : 1;
-        if (x->same_name != y->same_name)
-                return x->same_name ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static int do_mcopy(const char *prog, const char *image, writer *w, char **env) {
-        argv_builder a;
-        size_t done = 0;
-        uint64_t bytes = 0;
-        int r;
-
-        /* By directory (in the order they were made); in each, first the
-         * files that keep their store name (one mcopy for all), then the
-         * renamed ones (one each), each group in walk order. */
-        if (w->n_files > 0) /* qsort(NULL, 0, …) is undefined (UBSan) */
-                qsort(w->files, w->n_files, sizeof(vfat_file), cmp_files);
-
-        r = argv_start(&a, prog, image, true);
-        if (r >= 0)
-                r = argv_push(&a, strdup("-Q")); /* stop at the first failure */
-        a.fixed = a.n;
-        a.bytes = 0;
-        for (size_t i = 0; r >= 0 && i < w->n_files; i++) {
-                const vfat_file *f = &w->files[i];
-                const char *dir = w->dirs[f->dir];
-                bool last_of_batch;
-
-                /* mcopy reads '-' as stdin and a relative "x:..." as a drive. */
-                if (f->source[0] == '/')
-                        r = argv_push(&a, strdup(f->source));
-                else {
-                        char *s;
-
-                        r = asprintf(&s, "./%s", f->source) < 0 ? -ENOMEM : argv_push(&a, s);
-                }
-                if (r < 0)
-                        break;
-                bytes += f->size;
-                if (!f->same_name) {
-                        /* A file named differently from its source: alone. */
-                        const char *slash = strrchr(f->target, '/');
-                        _cleanup_free_ char *parent = strndup(f->target, (size_t)(slash - f->target) + 1);
-
-                        r = parent ? argv_push(&a, dos_path(parent, slash + 1)) : -ENOMEM;
-                        last_of_batch = true;
-                } else {
-                        const vfat_file *next = i + 1 < w->n_files ? &w->files[i + 1] : NULL;
-
-                        last_of_batch = !next || next->dir != f->dir || !next->same_name || argv_full(&a);
-                        if (last_of_batch)
-                                r = argv_push(&a, dos_path(dir, NULL));
-                }
-                if (r < 0 || !last_of_batch)
-                        continue;
-
-                r = run(a.v, env, w->what, "copying files");
-                if (r < 0) {
-                        fprintf(stderr, "%s: ... while copying %zu file(s) into '%s' (the first from %s)\n",
-                                w->what, a.n - a.fixed - 1, dir, a.v[a.fixed]);
-                        break;
-                }
-                done = i + 1;
-                argv_reset(&a);
-        }
-        argv_free(&a);
-        if (r >= 0 && w->n_files)
-                fprintf(stderr, "%s: copied %zu files (%" PRIu64 " bytes) into %zu directories\n", w->what,
-                        done, bytes, w->n_dirs);
-        return r;
-}
-
-/* The directory entries a name takes: one, and the long-name entries (13
- * UTF-16 units each) unless it is a short name already — 8.3, characters a
- * short name may hold, each part in one case.  Where mtools might still do
- * without long-name entries (characters outside ASCII that its code page
- * has), none are counted: this is a lower bound. */
-static uint64_t dir_entries(const char *name) {
-        const char *dot = strchr(name, '.');
-        size_t base = dot ? (size_t)(dot - name) : strlen(name), ext = dot ? strlen(dot + 1) : 0;
-        bool short_name = base >= 1 && base <= 8 && ext <= 3 && (!dot || (ext > 0 && !strchr(dot + 1, '.')));
-        int upper[2] = {0}, lower[2] = {0};
-        uint64_t units = 0;
-
-        for (const char *p = name; *p;) {
-                uint32_t c;
-                int l = utf8_next(p, &c), part = dot && p > dot;
-
-                if (l < 0)
-                        return 1;
-                units += c > 0xffff ? 2 : 1;
-                if (c < 0x80 && p != dot && !((c >= '0' && c <= '9') || strchr("!#$%&()-@^_`{}~", (int)c))) {
-                        if (c >= 'A' && c <= 'Z')
-                                upper[part] = 1;
-                        else if (c >= 'a' && c <= 'z')
-                                lower[part] = 1;
-                        else
-                                short_name = false;
-                }
-                p += l;
-        }
-        if (short_name && !(upper[0] && lower[0]) && !(upper[1] && lower[1]))
-                return 1;
-        return 1 + (units + 12) / 13;
-}
-
-/* A lower bound of the clusters the content takes (its data and its
- * directories), so that content too large fails here with the numbers
- * rather than in the middle of an mcopy. */
-static int check_space(writer *w, const nri_vfat_geometry *g, bool has_label) {
-        uint64_t cluster = (uint64_t)g->sector_size * g->sectors_per_cluster;
-        uint64_t need = 0, root_entries, have = g->clusters - (g->fat_bits == 32 ? 1 : 0);
-        uint64_t *entries = calloc(w->n_dirs, sizeof(uint64_t));
-
-        if (!entries)
-                return -ENOMEM;
-        entries[0] = has_label; /* the volume label is an entry of the root */
-        for (size_t i = 0; i < w->n_files; i++) {
-                need += (w->files[i].size + cluster - 1) / cluster;
-                entries[w->files[i].dir] += dir_entries(base_name(w->files[i].target));
-        }
-        for (size_t i = 1; i < w->n_dirs; i++) {
-                const char *t = w->dirs[i], *slash = strrchr(t, '/');
-                size_t parent = 0;
-
-                if (slash != t) {
-                        _cleanup_free_ char *p = strndup(t, (size_t)(slash - t));
-                        _cleanup_free_ char *key = p ? fold(w, p) : NULL;
-
-                        if (!key) {
-                                free(entries);
-                                return -ENOMEM;
-                        }
-                        parent = lookup(w, key)->index;
-                }
-                entries[parent] += dir_entries(slash + 1);
-        }
-        root_entries = entries[0];
-        for (size_t i = 0; i < w->n_dirs; i++) {
-                uint64_t e = entries[i] + (i ? 2 : 0); /* "." and ".." */
-                uint64_t clusters = (e * 32 + cluster - 1) / cluster;
-
-                if (i == 0) /* FAT12/16: a fixed area; FAT32: has its first cluster */
-                        clusters = g->fat_bits == 32 && clusters > 1 ? clusters - 1 : 0;
-                need += clusters;
-        }
-        free(entries);
-
-        if (g->fat_bits != 32 && root_entries > (uint64_t)g->root_dir_sectors * g->sector_size / 32) {
-                fprintf(stderr,
-                        "%s: the root directory needs at least %" PRIu64 " entries; a FAT%" PRIu32
-                        " root holds %" PRIu64 "\n",
-                        w->what, root_entries, g->fat_bits,
-                        (uint64_t)g->root_dir_sectors * g->sector_size / 32);
-                return -ENOSPC;
-        }
-        if (need > have) {
-                fprintf(stderr,
-                        "%s: the content needs at least %" PRIu64 " bytes of clusters, the FAT%" PRIu32
-                        " file system has %" PRIu64 "\n",
-                        w->what, need * cluster, g->fat_bits, have * cluster);
-                return -ENOSPC;
-        }
-        return 0;
 }
 
 /* mtools passes a device name through /bin/sh when it contains any of these
@@ -1262,16 +1129,22 @@ static int image_spec(const char *image_path, uint64_t offset, char **ret, char 
 
 int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const nri_vfat_options *o,
                    const nri_plan *plan) {
-        _cleanup_free_ char *label = NULL, *image = NULL, *tmpdir = NULL;
-        char *progs[_PROG_MAX] = {0};
-        writer w = {.what = o->what ? o->what : "vfat"};
-        nri_visitor v = {
+        _cleanup_free_ char *label = NULL, *image = NULL, *tmpdir = NULL, *mformat = NULL;
+        writer w = {.what = o->what ? o->what : "vfat", .fd = -1};
+        nri_visitor collect = {
             .ctx = &w,
             .directory = visit_directory,
             .file = visit_file,
             .symlink = visit_symlink,
             .hardlink = NULL, /* FAT has no hard links: each name gets a copy of the data */
         };
+        nri_visitor copy = {
+            .ctx = &w,
+            .directory = copy_directory,
+            .file = copy_file,
+            .symlink = copy_symlink,
+        };
+        uint64_t bytes = 0;
         nri_vfat_geometry g;
         char **env = NULL;
         int64_t mtime;
@@ -1307,45 +1180,76 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
                         w.what, image_path, (uint64_t)st.st_size, offset, size);
                 return -EINVAL;
         }
+        mtime = plan->mtime < NRI_VFAT_TIME_MIN   ? NRI_VFAT_TIME_MIN
+                : plan->mtime > NRI_VFAT_TIME_MAX ? NRI_VFAT_TIME_MAX
+                                                  : plan->mtime;
 
-        /* First the content: all of it must be fit for FAT before anything is written. */
+        /* First the content: all of it must be fit for FAT, and placed,
+         * before anything is written. */
         w.utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
         r = grow_table(&w);
         if (r >= 0) {
-                w.dirs = malloc(64 * sizeof(char *));
-                w.cap_dirs = w.dirs ? 64 : 0;
+                w.dirs = grow_array(NULL, 0, &w.cap_dirs, sizeof(vfat_dir));
                 r = w.dirs ? 0 : -ENOMEM;
                 if (r >= 0)
-                        w.dirs[w.n_dirs++] = "/";
+                        w.dirs[w.n_dirs++] = (vfat_dir){0};
         }
         if (r >= 0)
-                r = nri_plan_walk(plan, &v);
+                r = nri_plan_walk(plan, &collect);
         if (r >= 0 && w.non_ascii && !w.utf8) {
                 fprintf(stderr, "%s: names outside ASCII need the C.UTF-8 locale, which this system lacks\n",
                         w.what);
                 r = -ENOTSUP;
         }
-        if (r >= 0)
-                r = check_space(&w, &g, strcmp(label, "NO NAME") != 0);
-
-        for (int i = 0; r >= 0 && i < _PROG_MAX; i++)
-                r = find_program(prog_names[i], w.what, &progs[i]);
         if (r >= 0) {
-                mtime = plan->mtime < NRI_VFAT_TIME_MIN   ? NRI_VFAT_TIME_MIN
-                        : plan->mtime > NRI_VFAT_TIME_MAX ? NRI_VFAT_TIME_MAX
-                                                          : plan->mtime;
+                /* The label's entry, as mformat writes it (label_name_uc()). */
+                uint8_t entry[11];
+
+                memset(entry, ' ', sizeof(entry));
+                for (size_t i = 0; i < 11 && label[i]; i++)
+                        entry[i] = label[i] == '^' ? '~' : (uint8_t)label[i];
+                r = lay_out(&w, &g, strcmp(label, "NO NAME") != 0 ? entry : NULL, mtime);
+        }
+
+        /* Then the file system, by mformat; then what goes in it. */
+        if (r >= 0)
+                r = find_program("mformat", w.what, &mformat);
+        if (r >= 0) {
                 env = make_env(mtime);
                 r = env ? 0 : -ENOMEM;
         }
         if (r >= 0)
                 r = image_spec(image_path, offset, &image, &tmpdir, w.what);
-
         if (r >= 0)
-                r = do_mformat(progs[PROG_MFORMAT], image, &g, o->volume_id, label, env, w.what);
-        if (r >= 0 && w.n_dirs > 1)
-                r = do_mmd(progs[PROG_MMD], image, &w, env);
+                r = do_mformat(mformat, image, &g, o->volume_id, label, env, w.what);
+        if (r >= 0) {
+                w.fd = open(image_path, O_RDWR | O_CLOEXEC);
+                w.offset = offset;
+                if (w.fd < 0) {
+                        r = -errno;
+                        fprintf(stderr, "%s: %s: %s\n", w.what, image_path, strerror(-r));
+                }
+        }
         if (r >= 0)
-                r = do_mcopy(progs[PROG_MCOPY], image, &w, env);
+                r = nri_plan_walk(plan, &copy);
+        if (r >= 0 && w.copied != w.n_files) {
+                fprintf(stderr,
+                        "%s: %zu of the %zu files were not there to copy: the sources changed while "
+                        "being read\n",
+                        w.what, w.n_files - w.copied, w.n_files);
+                r = -ESTALE;
+        }
+        if (r >= 0)
+                r = nri_fat_fill_write(w.fill, w.fd, offset);
+        if (w.fd >= 0 && close(w.fd) < 0 && r >= 0) {
+                r = -errno;
+                fprintf(stderr, "%s: writing %s: %s\n", w.what, image_path, strerror(-r));
+        }
+        for (size_t i = 0; i < w.n_files; i++)
+                bytes += w.files[i].size;
+        if (r >= 0 && w.n_files)
+                fprintf(stderr, "%s: copied %zu files (%" PRIu64 " bytes) into %zu directories\n", w.what,
+                        w.n_files, bytes, w.n_dirs);
 
         if (tmpdir) {
                 _cleanup_free_ char *link = NULL;
@@ -1355,8 +1259,6 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
                 rmdir(tmpdir);
         }
         free_env(env);
-        for (int i = 0; i < _PROG_MAX; i++)
-                free(progs[i]);
         writer_done(&w);
         return r;
 }

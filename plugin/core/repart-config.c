@@ -32,22 +32,14 @@ static int key_type(ctx *c, part_state *s, const key_value *kv) {
  * empty label is a valid one there, and here. */
 static int key_label(ctx *c, part_state *s, const key_value *kv) {
         const char *label = NULL, *why;
-        long units;
         int r;
 
         r = spec_expand_percent(c, kv->node, kv->path, kv->text, &label);
         if (r < 0)
                 return r;
-        units = nri_utf16_length(label);
-        if (units < 0)
-                return FAIL(c, kv->node, "%s: %s is not valid UTF-8", kv->path, spec_quote(c, kv->text));
-        if (units > NRI_GPT_LABEL_MAX_UTF16)
-                return FAIL(c, kv->node,
-                            "%s: %s is %ld UTF-16 code units long; a GPT partition label holds %d", kv->path,
-                            spec_quote(c, label), units, NRI_GPT_LABEL_MAX_UTF16);
-        why = nri_gpt_label_problem(label);
+        why = spec_why_not_label(c, label);
         if (why)
-                return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, label), why);
+                return FAIL(c, kv->node, "%s: %s", kv->path, why);
         s->p->label = label;
         s->label_set = true;
         s->label_node = kv->node;
@@ -335,11 +327,9 @@ static int key_tristate(ctx *c, part_state *s, const key_value *kv) {
         return 0;
 }
 
-/* The specifiers of systemd-repart's split_name_printf() that describe the
- * partition; the machine-describing ones are refused as in spec_expand_percent(). */
-static const char split_specifiers[] = "tTUn%";
-
 static int key_split_name(ctx *c, part_state *s, const key_value *kv) {
+        const char *why;
+
         s->split_node = kv->node;
         /* config_parse_string(): the empty value resets to the default. */
         if (!*kv->text) {
@@ -350,20 +340,9 @@ static int key_split_name(ctx *c, part_state *s, const key_value *kv) {
                 s->p->split_name = NULL;
                 return 0;
         }
-        if (strchr(kv->text, '/'))
-                return FAIL(c, kv->node, "%s: %s names a file and cannot contain '/'", kv->path,
-                            spec_quote(c, kv->text));
-        for (const char *p = kv->text; *p; p++) {
-                if (*p != '%')
-                        continue;
-                if (!p[1] || !strchr(split_specifiers, p[1]))
-                        return FAIL(
-                            c, kv->node,
-                            "%s: specifier %%%s in %s is not supported; use %%t (type), %%T (type UUID), "
-                            "%%U (partition UUID), %%n (partition number) or %%%%",
-                            kv->path, p[1] ? nri_strndup(c->a, p + 1, 1) : "", spec_quote(c, kv->text));
-                p++;
-        }
+        why = spec_why_not_split_name(c, kv->text);
+        if (why)
+                return FAIL(c, kv->node, "%s: %s", kv->path, why);
         s->p->split_name = kv->text;
         return 0;
 }

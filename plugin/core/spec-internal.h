@@ -102,6 +102,20 @@ int spec_require(ctx *c, const nri_node *attrs, const char *path, const char *na
 /* An optional Boolean attribute, `def` when absent. */
 int spec_get_bool(ctx *c, const nri_node *attrs, const char *path, const char *name, bool def, bool *ret);
 
+/* The length of the character at p: a whole UTF-8 sequence when p starts
+ * one, else 1 byte.  Error messages quote the character, never half of one
+ * (half a UTF-8 sequence is not valid text in Nix's message). */
+size_t spec_char_len(const char *p);
+/* Why each is not acceptable as the spec's image name or version, partition
+ * name, or (expanded) partition label: a phrase to follow "<path>: " in a
+ * message; NULL when it is.  The evaluator's checks and the builder's
+ * (spec-check.c) both call these. */
+const char *spec_why_not_file_name_part(ctx *c, const char *s);
+const char *spec_why_not_partition_name(ctx *c, const char *s);
+const char *spec_why_not_label(ctx *c, const char *label);
+/* A SplitName= other than "" and "-" (the default and none). */
+const char *spec_why_not_split_name(ctx *c, const char *t);
+
 /* The absolute path `in`, normalised into *ret; NULL, or why it is not
  * acceptable (a phrase to follow the quoted path in a message). */
 const char *spec_normalise_path(ctx *c, const char *in, const char **ret);

@@ -285,6 +285,17 @@ static int read_compression(reader *r, const cJSON *o, nri_spec *s) {
         return 0;
 }
 
+/* imageFile, where given, is what the name and version make. */
+static int read_image_file(reader *r, const cJSON *o, const nri_spec *s) {
+        const cJSON *j = field(o, "imageFile");
+
+        if (!j)
+                return 0;
+        if (!cJSON_IsString(j) || strcmp(j->valuestring, nri_spec_image_file_name(r->a, s)) != 0)
+                return bad(r, "imageFile", "expected the name and version's \"<name>[_<version>].raw\"");
+        return 0;
+}
+
 static int read_spec(reader *r, const cJSON *o, nri_spec *s) {
         const cJSON *parts, *e;
         const char *arch;
@@ -299,12 +310,15 @@ static int read_spec(reader *r, const cJSON *o, nri_spec *s) {
                 return k;
         if (d != NRI_SPEC_VERSION)
                 return bad(r, "specVersion",
-                           nri_printf(r->a, "this builder reads version %d, the spec is version %.0f: use the "
-                                            "builder of the same nix-repart-image as the plugin",
+                           nri_printf(r->a,
+                                      "this builder reads version %d, the spec is version %.0f: use the "
+                                      "builder of the same nix-repart-image as the plugin",
                                       NRI_SPEC_VERSION, d));
         k = get_string(r, o, "", "name", false, &s->name);
         if (k >= 0)
                 k = get_string(r, o, "", "version", true, &s->version);
+        if (k >= 0)
+                k = read_image_file(r, o, s);
         if (k >= 0)
                 k = get_string(r, o, "", "architecture", false, &arch);
         if (k < 0)
@@ -356,6 +370,9 @@ int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const ch
                 *ret_error = r.error;
                 return k;
         }
+        k = nri_spec_check(a, s, ret_error);
+        if (k < 0)
+                return k;
         *ret = s;
         return 0;
 }

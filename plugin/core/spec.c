@@ -19,6 +19,7 @@
 #include "nix-repart-image/spec.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,40 +31,10 @@
 
 /* ---- top level ---------------------------------------------------------- */
 
-/* The length of the character at p: a whole UTF-8 sequence when p starts
- * one, else 1 byte.  Error messages quote the character, never half of one
- * (half a UTF-8 sequence is not valid text in Nix's message). */
-static size_t char_len(const char *p) {
-        unsigned char c = (unsigned char)*p;
-        size_t want = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
-
-        if (c >= 0xf5)
-                want = 1;
-        for (size_t i = 1; i < want; i++)
-                if (((unsigned char)p[i] & 0xc0) != 0x80)
-                        return 1;
-        return want;
-}
-
-/* The image's name and version make its file name (<name>_<version>.raw)
- * and the derivation's name: keep to what both accept. */
 static int check_file_name_part(ctx *c, const nri_node *n, const char *path) {
-        const char *s = n->str.s;
+        const char *why = spec_why_not_file_name_part(c, n->str.s);
 
-        if (!*s)
-                return FAIL(c, n, "%s: must not be empty", path);
-        if (s[0] == '.')
-                return FAIL(c, n, "%s: %s must not start with '.'", path, spec_quote(c, s));
-        if (strlen(s) > 100)
-                return FAIL(c, n, "%s: %s is longer than 100 characters", path, spec_quote(c, s));
-        for (const char *p = s; *p; p++)
-                if (!(isalnum((unsigned char)*p) || strchr("._+-", *p)))
-                        return FAIL(c, n,
-                                    "%s: %s cannot be part of the image's file name: character %s is not "
-                                    "allowed (use letters, digits, '.', '_', '+' and '-')",
-                                    path, spec_quote(c, s),
-                                    spec_quote(c, nri_strndup(c->a, p, char_len(p))));
-        return 0;
+        return why ? FAIL(c, n, "%s: %s", path, why) : 0;
 }
 
 static int parse_name(ctx *c, const nri_node *args) {
@@ -204,6 +175,16 @@ static const compressor compressors[] = {
     {"xz", NRI_COMPRESSION_XZ, 0, 9, 3},
 };
 
+int nri_compression_level_range(nri_compression alg, int *ret_min, int *ret_max) {
+        for (size_t i = 0; i < ELEMENTSOF(compressors); i++)
+                if (compressors[i].id == alg) {
+                        *ret_min = compressors[i].min;
+                        *ret_max = compressors[i].max;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
 static int parse_compression_algorithm(ctx *c, const nri_node *cn, const compressor **ret) {
         const nri_node *n = spec_opt(cn, "algorithm");
         int r;
@@ -294,27 +275,10 @@ static int parse_architecture(ctx *c, const nri_node *args) {
 
 /* ---- partitions: one ---------------------------------------------------- */
 
-/* The attribute name becomes the definition file <name>.conf. */
 static int check_partition_name(ctx *c, const nri_attr *at, const char *path) {
-        const char *s = at->name;
+        const char *why = spec_why_not_partition_name(c, at->name);
 
-        if (!*s)
-                return FAIL(c, at->value, "%s: a partition name must not be empty", path);
-        if (s[0] == '.')
-                return FAIL(c, at->value,
-                            "%s: a partition name must not start with '.': it names a definition file, and "
-                            "systemd-repart ignores hidden ones",
-                            path);
-        if (strlen(s) > NRI_NAME_MAX - strlen(".conf"))
-                return FAIL(c, at->value, "%s: the partition name is longer than %zu characters", path,
-                            NRI_NAME_MAX - strlen(".conf"));
-        for (const char *p = s; *p; p++)
-                if (!(isalnum((unsigned char)*p) || strchr("._-", *p)))
-                        return FAIL(c, at->value,
-                                    "%s: character %s is not allowed in a partition name: it names the "
-                                    "partition's definition file (use letters, digits, '.', '_' and '-')",
-                                    path, spec_quote(c, nri_strndup(c->a, p, char_len(p))));
-        return 0;
+        return why ? FAIL(c, at->value, "%s: %s", path, why) : 0;
 }
 
 static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
@@ -454,43 +418,8 @@ static int acquire_label(ctx *c, part_state *st, size_t i) {
         return 0;
 }
 
-/* systemd-repart's split_name_printf(), for the partitions split when
- * split = true; the names must differ (split_name_resolve()). */
-static const char *resolve_split_name(ctx *c, const nri_partition *p) {
-        char buf[NRI_UUID_STRING_MAX];
-        const char *out = "";
-
-        for (const char *s = p->split_name; *s; s++) {
-                const char *piece;
-
-                if (*s != '%') {
-                        out = nri_printf(c->a, "%s%c", out, *s);
-                        continue;
-                }
-                switch (*++s) {
-                case 't':
-                        piece = nri_strdup(c->a, nri_part_type_display(&p->type, buf));
-                        break;
-                case 'T':
-                        nri_uuid_format(&p->type.uuid, buf);
-                        piece = nri_strdup(c->a, buf);
-                        break;
-                case 'U':
-                        nri_uuid_format(&p->uuid, buf);
-                        piece = nri_strdup(c->a, buf);
-                        break;
-                case 'n':
-                        piece = nri_printf(c->a, "%u", p->partno);
-                        break;
-                default:
-                        piece = "%";
-                        break;
-                }
-                out = nri_printf(c->a, "%s%s", out, piece);
-        }
-        return out;
-}
-
+/* The split names, for the partitions split when split = true, must
+ * differ (systemd-repart's split_name_resolve()). */
 static int check_split_names(ctx *c, part_state *st) {
         nri_partition *ps = c->spec->partitions;
 
@@ -499,7 +428,7 @@ static int check_split_names(ctx *c, part_state *st) {
 
                 if (!ps[i].split_name)
                         continue;
-                st[i].split_resolved = resolve_split_name(c, &ps[i]);
+                st[i].split_resolved = nri_split_name_expand(c->a, &ps[i], ps[i].partno);
                 if (strlen(st[i].split_resolved) > NRI_NAME_MAX)
                         return FAIL(c, where, "%s.SplitName: the split name is longer than 255 bytes",
                                     st[i].cfg_path);

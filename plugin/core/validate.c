@@ -182,6 +182,98 @@ int spec_get_bool(ctx *c, const nri_node *attrs, const char *path, const char *n
         return 0;
 }
 
+/* ---- names the spec carries ----------------------------------------------- */
+
+size_t spec_char_len(const char *p) {
+        unsigned char c = (unsigned char)*p;
+        size_t want = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
+
+        if (c >= 0xf5)
+                want = 1;
+        for (size_t i = 1; i < want; i++)
+                if (((unsigned char)p[i] & 0xc0) != 0x80)
+                        return 1;
+        return want;
+}
+
+/* The image's name and version make its file name (<name>_<version>.raw)
+ * and the derivation's name: keep to what both accept. */
+const char *spec_why_not_file_name_part(ctx *c, const char *s) {
+        if (!*s)
+                return "must not be empty";
+        if (s[0] == '.')
+                return nri_printf(c->a, "%s must not start with '.'", spec_quote(c, s));
+        if (strlen(s) > 100)
+                return nri_printf(c->a, "%s is longer than 100 characters", spec_quote(c, s));
+        for (const char *p = s; *p; p++)
+                if (!(isalnum((unsigned char)*p) || strchr("._+-", *p)))
+                        return nri_printf(c->a,
+                                          "%s cannot be part of the image's file name: character %s is not "
+                                          "allowed (use letters, digits, '.', '_', '+' and '-')",
+                                          spec_quote(c, s),
+                                          spec_quote(c, nri_strndup(c->a, p, spec_char_len(p))));
+        return NULL;
+}
+
+/* The attribute name becomes the definition file <name>.conf. */
+const char *spec_why_not_partition_name(ctx *c, const char *s) {
+        if (!*s)
+                return "a partition name must not be empty";
+        if (s[0] == '.')
+                return "a partition name must not start with '.': it names a definition file, and "
+                       "systemd-repart ignores hidden ones";
+        if (strlen(s) > NRI_NAME_MAX - strlen(".conf"))
+                return nri_printf(c->a, "the partition name is longer than %zu characters",
+                                  NRI_NAME_MAX - strlen(".conf"));
+        for (const char *p = s; *p; p++)
+                if (!(isalnum((unsigned char)*p) || strchr("._-", *p)))
+                        return nri_printf(
+                            c->a,
+                            "character %s is not allowed in a partition name: it names the "
+                            "partition's definition file (use letters, digits, '.', '_' and '-')",
+                            spec_quote(c, nri_strndup(c->a, p, spec_char_len(p))));
+        return NULL;
+}
+
+/* systemd: gpt_partition_label_valid(), for a label with its specifiers
+ * expanded, and what libfdisk can write (labels.h).  The empty label is a
+ * valid one there, and here. */
+const char *spec_why_not_label(ctx *c, const char *label) {
+        long units = nri_utf16_length(label);
+        const char *why;
+
+        if (units < 0)
+                return nri_printf(c->a, "%s is not valid UTF-8", spec_quote(c, label));
+        if (units > NRI_GPT_LABEL_MAX_UTF16)
+                return nri_printf(c->a, "%s is %ld UTF-16 code units long; a GPT partition label holds %d",
+                                  spec_quote(c, label), units, NRI_GPT_LABEL_MAX_UTF16);
+        why = nri_gpt_label_problem(label);
+        if (why)
+                return nri_printf(c->a, "%s %s", spec_quote(c, label), why);
+        return NULL;
+}
+
+/* The specifiers of systemd-repart's split_name_printf() that describe the
+ * partition (nri_split_name_expand()); the machine-describing ones are
+ * refused as in spec_expand_percent(). */
+const char *spec_why_not_split_name(ctx *c, const char *t) {
+        if (!*t)
+                return "the split name must not be empty";
+        if (strchr(t, '/'))
+                return nri_printf(c->a, "%s names a file and cannot contain '/'", spec_quote(c, t));
+        for (const char *p = t; *p; p++) {
+                if (*p != '%')
+                        continue;
+                if (!p[1] || !strchr("tTUn%", p[1]))
+                        return nri_printf(c->a,
+                                          "specifier %%%s in %s is not supported; use %%t (type), %%T (type "
+                                          "UUID), %%U (partition UUID), %%n (partition number) or %%%%",
+                                          p[1] ? nri_strndup(c->a, p + 1, 1) : "", spec_quote(c, t));
+                p++;
+        }
+        return NULL;
+}
+
 /* ---- paths in file systems and in the store ----------------------------- */
 
 /* systemd's path_simplify_and_warn(PATH_CHECK_ABSOLUTE), which CopyFiles=

@@ -34,8 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* The builder's next step: lay the partitions out. */
                 size_t n = spec->n_partitions;
                 nri_layout_part *parts = calloc(n ? n : 1, sizeof(*parts));
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
                         parts[i] = nri_build_layout_part(&spec->partitions[i]);
+                        /* The split file's name: never one with a '/'. */
+                        const char *split = nri_split_name_expand(a, &spec->partitions[i], (unsigned)i);
+                        if (split && strchr(split, '/'))
+                                abort();
+                }
                 nri_layout_disk disk;
                 size_t failed;
                 char err[256];

@@ -973,6 +973,83 @@ static void test_errors_the_builder_would_find(void) {
                   NULL)) != NULL);
 }
 
+/* The builder's check of a spec (nri_spec_check(), through
+ * nri_spec_from_json()): every spec the evaluator makes passes it (the
+ * round trips above), and a spec changed into one it would not make is
+ * refused, naming the field. */
+static cJSON *spec_json(void) {
+        nri_spec *spec = normalise(image(ATTRS(
+            "esp",
+            ATTRS("contents",
+                  ATTRS("/EFI/BOOT/BOOTX64.EFI", ATTRS("source", PATH("/src/bootx64.efi"), NULL), NULL),
+                  "repartConfig",
+                  ATTRS("Type", S("esp"), "Format", S("vfat"), "SizeMaxBytes", S("100M"), NULL), NULL),
+            "root",
+            ATTRS("storePaths", LIST(1, DRV(TOPLEVEL)), "repartConfig",
+                  ATTRS("Type", S("root"), "SplitName", S("%T-%U-%n"), NULL), NULL),
+            NULL)));
+
+        return spec ? nri_spec_to_json(spec) : NULL;
+}
+
+static cJSON *partition_json(cJSON *j, int i) {
+        return cJSON_GetArrayItem(cJSON_GetObjectItem(j, "partitions"), i);
+}
+
+static void check_refused(cJSON *j, const char *field) {
+        const char *error = NULL;
+        nri_spec *back = NULL;
+
+        CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
+        CHECK(error && strstr(error, field));
+        if (!error || !strstr(error, field))
+                fprintf(stderr, "want %s, got %s\n", field, error ? error : "(none)");
+        cJSON_Delete(j);
+}
+
+static void test_spec_check(void) {
+        const char *error = NULL;
+        nri_spec *back = NULL;
+        cJSON *j = spec_json();
+
+        CHECK(j && nri_spec_from_json(A, j, &back, &error) == 0);
+        /* SplitName= as systemd's specifier_id128() spells a UUID. */
+        CHECK_STR(nri_split_name_expand(A, &back->partitions[1], 1),
+                  "4f68bce3e8cd4db196e7fbcaf984b709-57bd1ad1c688450aba37d1792ec72fbb-1");
+        cJSON_Delete(j);
+
+        j = spec_json();
+        cJSON_ReplaceItemInObject(j, "name", cJSON_CreateString("../../escaped"));
+        cJSON_ReplaceItemInObject(j, "imageFile", cJSON_CreateString("../../escaped.raw"));
+        check_refused(j, "repartSpec.name: \"../../escaped\" must not start with '.'");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 0), "format", cJSON_CreateNull());
+        check_refused(j, "repartSpec.partitions[0].format: null, but the partition has content");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 0), "sizeMinBytes",
+                                  cJSON_CreateNumber(200 * 1024 * 1024));
+        check_refused(j, "repartSpec.partitions[0].sizeMinBytes: 209715200 is larger than sizeMaxBytes");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(
+            cJSON_GetArrayItem(cJSON_GetObjectItem(partition_json(j, 0), "contents"), 0), "source",
+            cJSON_CreateString("/etc/passwd"));
+        check_refused(
+            j, "repartSpec.partitions[0].contents[0].source: \"/etc/passwd\" is not in the Nix store");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 1), "splitName", cJSON_CreateString("a/b"));
+        check_refused(j, "repartSpec.partitions[1].splitName: \"a/b\" names a file");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 1), "storePaths",
+                                  cJSON_CreateStringArray((const char *[]){TOPLEVEL "/bin"}, 1));
+        check_refused(j, "repartSpec.partitions[1].storePaths[0]");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 1), "label", cJSON_CreateString("esp"));
+        check_refused(j, "repartSpec.partitions[1].label: \"esp\" is also the label of partitions[0]");
+        j = spec_json();
+        cJSON_ReplaceItemInObject(j, "diskUuid", cJSON_CreateString("11111111-2222-4333-8444-555555555555"));
+        check_refused(j, "repartSpec.diskUuid");
+}
+
 int main(void) {
         A = nri_arena_new();
         test_design_example();
@@ -992,6 +1069,7 @@ int main(void) {
         test_laundered_context();
         test_errors_the_builder_would_find();
         test_spec_read();
+        test_spec_check();
         nri_arena_free(A);
         return check_result();
 }
