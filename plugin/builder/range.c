@@ -1,0 +1,105 @@
+/* range.c: opening and clearing the byte range a writer owns (see range.h). */
+#include "nix-repart-image/range.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int nri_range_open(const char *path, uint64_t offset, uint64_t size, const char *what, int *ret_fd) {
+        struct stat st;
+        int fd;
+
+        if (offset > UINT64_MAX - size || offset + size > (uint64_t)INT64_MAX) {
+                fprintf(stderr, "%s: %s: the range %" PRIu64 "+%" PRIu64 " overflows\n", what, path, offset,
+                        size);
+                return -EINVAL;
+        }
+        fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+
+                fprintf(stderr, "%s: %s: cannot open: %s\n", what, path, strerror(-r));
+                return r;
+        }
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+
+                fprintf(stderr, "%s: %s: cannot stat: %s\n", what, path, strerror(-r));
+                close(fd);
+                return r;
+        }
+        if ((uint64_t)st.st_size < offset + size) {
+                fprintf(stderr,
+                        "%s: %s: the file has %" PRIu64 " bytes, the range %" PRIu64 "+%" PRIu64
+                        " goes beyond them\n",
+                        what, path, (uint64_t)st.st_size, offset, size);
+                close(fd);
+                return -EINVAL;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+int nri_pwrite_all(int fd, const void *buf, size_t n, uint64_t offset) {
+        const char *p = buf;
+
+        while (n > 0) {
+                ssize_t k = pwrite(fd, p, n, (off_t)offset);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t)k;
+                offset += (uint64_t)k;
+        }
+        return 0;
+}
+
+int nri_pread_all(int fd, void *buf, size_t n, uint64_t offset) {
+        char *p = buf;
+
+        while (n > 0) {
+                ssize_t k = pread(fd, p, n, (off_t)offset);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t)k;
+                offset += (uint64_t)k;
+        }
+        return 0;
+}
+
+int nri_range_clear(int fd, uint64_t offset, uint64_t size) {
+        static const char zeros[64 * 1024];
+
+        if (size == 0)
+                return 0;
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)size) == 0)
+                return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS)
+                return -errno;
+        for (uint64_t done = 0; done < size;) {
+                size_t n = size - done < sizeof(zeros) ? (size_t)(size - done) : sizeof(zeros);
+                int r = nri_pwrite_all(fd, zeros, n, offset + done);
+
+                if (r < 0)
+                        return r;
+                done += n;
+        }
+        return 0;
+}
