@@ -28,3 +28,10 @@ int nri_pwrite_all(int fd, const void *buf, size_t n, uint64_t offset);
 /* pread() until n bytes are read: 0, -EIO at an early end of file, or a
  * negative errno. */
 int nri_pread_all(int fd, void *buf, size_t n, uint64_t offset);
+
+/* Copies n bytes of `in` from in_off to `out` at out_off, skipping what
+ * lies in holes of `in` (the caller has cleared the destination, so those
+ * bytes read as zeros there too): in the kernel with copy_file_range()
+ * where it can, through a buffer where it cannot.  0, -EIO if `in` ends
+ * early, or a negative errno (not logged). */
+int nri_copy_data(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n);
