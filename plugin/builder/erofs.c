@@ -1,9 +1,9 @@
 /* erofs.c: an uncompressed EROFS written from the walk (see erofs.h).
  *
  * Three steps, each a function below:
- *   collect()  walks the plan once without reading file data and keeps one
- *              small node per entry (its name, parent, mode, size, link);
- *   layout()   sorts each directory, sizes its dirent blocks, gives every
+ *   the tree   walks the plan once without reading file data and keeps one
+ *              small node per entry, each directory's names sorted (tree.h);
+ *   layout()   sizes each directory's dirent blocks, gives every
  *              inode its nid and inline tail and every data block its
  *              address: the whole file system's shape, and so its size;
  *   emit()     walks the plan again and writes each entry where layout()
@@ -14,6 +14,7 @@
  * little-endian. */
 #include "nix-repart-image/erofs.h"
 #include "nix-repart-image/range.h"
+#include "nix-repart-image/tree.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,39 +37,26 @@
 #define FLAT_PLAIN 0
 #define FLAT_INLINE 2
 #define META_BUF (UINT64_C(1) << 20)
-#define NO_ID UINT32_MAX
 
 enum { FT_UNKNOWN, FT_REG_FILE, FT_DIR, FT_CHRDEV, FT_BLKDEV, FT_FIFO, FT_SOCK, FT_SYMLINK };
 
-typedef struct enode {
+/* What layout() decides for each inode (indexed like the tree's nodes). */
+typedef struct einode {
         uint64_t size;    /* files: bytes; symlinks: target length; directories: dirent bytes */
         uint64_t nid;     /* where the inode is: nid * 32 from the start */
         uint64_t blkaddr; /* first whole data block, if any */
-        uint32_t parent;  /* the directory it is in */
-        uint32_t name;    /* offset of its name in the arena */
-        uint32_t inode;   /* itself, or for a second name of a file the first one */
-        uint32_t nlink;
-        uint32_t ino;      /* the 32-bit inode number for stat on 32-bit machines */
-        uint32_t children; /* first of its names in the children array (directories) */
-        uint32_t n_children;
-        uint32_t target; /* offset of a symlink's target in the arena */
-        uint16_t name_len;
-        uint16_t mode;
-        uint8_t layout; /* FLAT_PLAIN or FLAT_INLINE */
+        uint32_t ino;     /* the 32-bit inode number for stat on 32-bit machines */
+        uint8_t layout;   /* FLAT_PLAIN or FLAT_INLINE */
         bool extended;
-} enode;
+} einode;
 
 typedef struct efs {
         const nri_erofs_options *o;
         const char *what;
-        enode *nodes;
-        size_t n_nodes, cap_nodes;
-        char *arena;
-        size_t arena_len, arena_cap;
-        uint32_t *children; /* per directory, its names' ids, sorted by name */
-        uint64_t inodes;    /* distinct inodes */
-        uint64_t meta_end;  /* bytes of block 0 on that inodes and tails use */
-        uint64_t blocks;    /* the file system's size in blocks */
+        nri_tree t;
+        einode *in;      /* per tree node; only the inodes' entries are used */
+        uint64_t inodes; /* distinct inodes */
+        uint64_t blocks; /* the file system's size in blocks */
         /* emit() */
         const char *image;
         int fd;
@@ -106,171 +94,35 @@ static void put64(uint8_t *p, uint64_t v) {
                 p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* ---- collect: the first walk ---- */
-
-static int arena_add(efs *e, const char *s, size_t n, uint32_t *ret) {
-        if (e->arena_len + n > UINT32_MAX)
-                return -EFBIG;
-        if (e->arena_len + n > e->arena_cap) {
-                size_t cap = e->arena_cap ? e->arena_cap : 65536;
-                char *a;
-
-                while (cap < e->arena_len + n)
-                        cap *= 2;
-                if (!(a = realloc(e->arena, cap)))
-                        return -ENOMEM;
-                e->arena = a, e->arena_cap = cap;
-        }
-        memcpy(e->arena + e->arena_len, s, n);
-        *ret = (uint32_t)e->arena_len;
-        e->arena_len += n;
-        return 0;
-}
-
-static int add_node(efs *e, const nri_entry *en, mode_t mode, uint64_t size, enode **ret) {
-        enode *n;
-        size_t len = strlen(en->name);
-        int r;
-
-        if (en->id != e->n_nodes || en->id >= NO_ID)
-                return log_errno(e, -EIO, "%s: the walk gave id %zu where %zu was due", en->target, en->id,
-                                 e->n_nodes);
-        if (len > 255)
-                return log_errno(e, -ENAMETOOLONG, "%s", en->target);
-        if (e->n_nodes == e->cap_nodes) {
-                size_t cap = e->cap_nodes ? 2 * e->cap_nodes : 1024;
-                enode *v = realloc(e->nodes, cap * sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                e->nodes = v, e->cap_nodes = cap;
-        }
-        n = &e->nodes[e->n_nodes++];
-        *n = (enode){.size = size,
-                     .parent = (uint32_t)en->parent,
-                     .inode = (uint32_t)en->id,
-                     .nlink = 1,
-                     .name_len = (uint16_t)len,
-                     .mode = (uint16_t)mode};
-        r = arena_add(e, en->name, len, &n->name);
-        if (r < 0)
-                return r;
-        if (!S_ISDIR(e->nodes[n->parent].mode))
-                return log_errno(e, -EIO, "%s: its parent is no directory", en->target);
-        *ret = n;
-        return 0;
-}
-
-static int on_directory(void *ctx, const nri_entry *en) {
-        efs *e = ctx;
-        enode *n;
-        int r = add_node(e, en, en->mode, 0, &n);
-
-        if (r >= 0)
-                n->nlink = 2;
-        if (r >= 0)
-                e->nodes[n->parent].nlink++;
-        return r;
-}
-
-static int on_file(void *ctx, const nri_entry *en, int fd) {
-        enode *n;
-
-        (void)fd;
-        return add_node(ctx, en, en->mode, en->size, &n);
-}
-
-static int on_symlink(void *ctx, const nri_entry *en) {
-        efs *e = ctx;
-        size_t len = strlen(en->link_target);
-        enode *n;
-        int r;
-
-        if (len == 0 || len >= 4096)
-                return log_errno(e, -ENAMETOOLONG, "%s: a symlink target of %zu bytes", en->target, len);
-        r = add_node(e, en, en->mode, len, &n);
-        if (r >= 0)
-                r = arena_add(e, en->link_target, len, &n->target);
-        return r;
-}
-
-static int on_hardlink(void *ctx, const nri_entry *en) {
-        efs *e = ctx;
-        enode *n;
-        int r;
-
-        if (en->hardlink_id >= e->n_nodes || !S_ISREG(e->nodes[en->hardlink_id].mode))
-                return log_errno(e, -EIO, "%s: a hard link to an unknown file", en->target);
-        r = add_node(e, en, S_IFREG, 0, &n);
-        if (r < 0)
-                return r;
-        n->inode = (uint32_t)en->hardlink_id;
-        if (++e->nodes[n->inode].nlink == 0)
-                return log_errno(e, -EMLINK, "%s", en->target);
-        return 0;
-}
-
-static int collect(efs *e, const nri_plan *plan) {
-        nri_visitor v = {.ctx = e,
-                         .directory = on_directory,
-                         .file = on_file,
-                         .symlink = on_symlink,
-                         .hardlink = on_hardlink};
-        nri_entry root = {.target = "/", .name = "", .id = 0};
-        enode *n;
-        int r;
-
-        r = add_node(e, &root, S_IFDIR | 0755, 0, &n);
-        if (r >= 0)
-                n->nlink = 2;
-        if (r >= 0)
-                r = nri_plan_walk(plan, &v);
-        return r;
-}
-
 /* ---- layout ---- */
-
-static const efs *sort_fs; /* qsort() has no context argument */
-
-static int name_cmp(const char *a, size_t la, const char *b, size_t lb) {
-        int c = memcmp(a, b, la < lb ? la : lb);
-
-        return c ? c : (la > lb) - (la < lb);
-}
-
-static int cmp_children(const void *x, const void *y) {
-        const enode *a = &sort_fs->nodes[*(const uint32_t *)x], *b = &sort_fs->nodes[*(const uint32_t *)y];
-
-        return name_cmp(sort_fs->arena + a->name, a->name_len, sort_fs->arena + b->name, b->name_len);
-}
 
 /* The dirents of directory d in order, "." and ".." among its names:
  * calls f(ctx, name, len, id) for each; id of "." is d, of ".." its parent. */
 typedef int (*dirent_fn)(void *ctx, const char *name, size_t len, uint32_t id);
 
-static int for_each_dirent(const efs *e, uint32_t d, dirent_fn f, void *ctx) {
-        const enode *dn = &e->nodes[d];
+static int for_each_dirent(const nri_tree *t, uint32_t d, dirent_fn f, void *ctx) {
+        const nri_tree_node *dn = &t->nodes[d];
+        const uint32_t *ch = nri_tree_children(t, d);
         bool dot = false, dotdot = false;
         int r = 0;
 
         for (uint32_t i = 0; r >= 0 && i <= dn->n_children; i++) {
-                const enode *c = i < dn->n_children ? &e->nodes[e->children[dn->children + i]] : NULL;
-                const char *name = c ? e->arena + c->name : "\xff";
-                size_t len = c ? c->name_len : 1;
+                bool last = i == dn->n_children;
+                const char *name = last ? NULL : nri_tree_name(t, ch[i]);
+                size_t len = last ? 0 : t->nodes[ch[i]].name_len;
 
-                if (!dot && name_cmp(".", 1, name, len) < 0)
+                if (!dot && (last || nri_tree_name_cmp(".", 1, name, len) < 0))
                         r = f(ctx, ".", 1, d), dot = true;
-                if (r >= 0 && !dotdot && name_cmp("..", 2, name, len) < 0)
+                if (r >= 0 && !dotdot && (last || nri_tree_name_cmp("..", 2, name, len) < 0))
                         r = f(ctx, "..", 2, dn->parent), dotdot = true;
-                if (r >= 0 && c)
-                        r = f(ctx, name, len, e->children[dn->children + i]);
+                if (r >= 0 && !last)
+                        r = f(ctx, name, len, ch[i]);
         }
         return r;
 }
 
 typedef struct dir_size {
         uint64_t full_blocks, used; /* used: bytes of the last block */
-        uint32_t entries;           /* in the last block */
 } dir_size;
 
 static int size_dirent(void *ctx, const char *name, size_t len, uint32_t id) {
@@ -278,89 +130,65 @@ static int size_dirent(void *ctx, const char *name, size_t len, uint32_t id) {
 
         (void)name, (void)id;
         if (s->used + DIRENT_SIZE + len > BLOCK)
-                s->full_blocks++, s->used = 0, s->entries = 0;
+                s->full_blocks++, s->used = 0;
         s->used += DIRENT_SIZE + len;
-        s->entries++;
         return 0;
 }
 
-static uint64_t tail_of(const enode *n) {
-        return n->size % BLOCK;
-}
-
 static int layout(efs *e) {
+        const nri_tree *t = &e->t;
         uint64_t pos = SUPER_OFFSET + SUPER_SIZE, next_block, ino = 0;
-        uint32_t *fill;
 
-        /* Children, sorted. */
-        for (size_t i = 1; i < e->n_nodes; i++)
-                e->nodes[e->nodes[i].parent].n_children++;
-        e->children = malloc((e->n_nodes ? e->n_nodes : 1) * sizeof(*e->children));
-        fill = calloc(e->n_nodes, sizeof(*fill));
-        if (!e->children || !fill) {
-                free(fill);
+        e->in = calloc(t->n_nodes, sizeof(*e->in));
+        if (!e->in)
                 return -ENOMEM;
-        }
-        for (size_t i = 0, at = 0; i < e->n_nodes; i++)
-                if (S_ISDIR(e->nodes[i].mode))
-                        e->nodes[i].children = (uint32_t)at, at += e->nodes[i].n_children;
-        for (size_t i = 1; i < e->n_nodes; i++) {
-                enode *p = &e->nodes[e->nodes[i].parent];
-
-                e->children[p->children + fill[e->nodes[i].parent]++] = (uint32_t)i;
-        }
-        free(fill);
-        sort_fs = e;
-        for (size_t i = 0; i < e->n_nodes; i++)
-                if (S_ISDIR(e->nodes[i].mode))
-                        qsort(e->children + e->nodes[i].children, e->nodes[i].n_children, sizeof(uint32_t),
-                              cmp_children);
 
         /* Inodes and inline tails, in walk order from nid 36 on. */
-        for (size_t i = 0; i < e->n_nodes; i++) {
-                enode *n = &e->nodes[i];
+        for (size_t i = 0; i < t->n_nodes; i++) {
+                const nri_tree_node *n = &t->nodes[i];
+                einode *in = &e->in[i];
                 uint64_t isz, tail, room;
 
                 if (n->inode != i)
                         continue;
+                in->size = n->size;
                 if (S_ISDIR(n->mode)) {
                         dir_size s = {0};
 
-                        for_each_dirent(e, (uint32_t)i, size_dirent, &s);
-                        n->size = s.full_blocks * BLOCK + s.used;
+                        for_each_dirent(t, (uint32_t)i, size_dirent, &s);
+                        in->size = s.full_blocks * BLOCK + s.used;
                 }
-                n->extended = n->size > UINT32_MAX || n->nlink > UINT16_MAX;
-                n->ino = (uint32_t)++ino;
-                isz = n->extended ? EXTENDED_SIZE : COMPACT_SIZE;
-                tail = tail_of(n);
+                in->extended = in->size > UINT32_MAX || n->nlink > UINT16_MAX;
+                in->ino = (uint32_t)++ino;
+                isz = in->extended ? EXTENDED_SIZE : COMPACT_SIZE;
+                tail = in->size % BLOCK;
                 pos = (pos + 31) / 32 * 32;
                 if (pos % BLOCK + isz > BLOCK)
                         pos = (pos / BLOCK + 1) * BLOCK;
                 room = BLOCK - pos % BLOCK - isz;
-                n->layout = FLAT_PLAIN;
+                in->layout = FLAT_PLAIN;
                 if (tail && tail <= room) {
-                        n->layout = FLAT_INLINE;
+                        in->layout = FLAT_INLINE;
                 } else if (tail && tail <= BLOCK - isz && BLOCK - pos % BLOCK < BLOCK - tail) {
                         /* Moving to the next block wastes less than a
                          * block of its own would. */
                         pos = (pos / BLOCK + 1) * BLOCK;
-                        n->layout = FLAT_INLINE;
+                        in->layout = FLAT_INLINE;
                 }
-                n->nid = pos / 32;
-                pos += isz + (n->layout == FLAT_INLINE ? tail : 0);
+                in->nid = pos / 32;
+                pos += isz + (in->layout == FLAT_INLINE ? tail : 0);
         }
         e->inodes = ino;
-        e->meta_end = pos;
 
         /* Whole data blocks, in walk order. */
         next_block = (pos + BLOCK - 1) / BLOCK;
-        for (size_t i = 0; i < e->n_nodes; i++) {
-                enode *n = &e->nodes[i];
-                uint64_t nb = n->layout == FLAT_INLINE ? n->size / BLOCK : (n->size + BLOCK - 1) / BLOCK;
+        for (size_t i = 0; i < t->n_nodes; i++) {
+                einode *in = &e->in[i];
+                uint64_t nb = in->layout == FLAT_INLINE ? in->size / BLOCK : (in->size + BLOCK - 1) / BLOCK;
 
-                if (n->inode != i || nb == 0)
+                if (t->nodes[i].inode != i || nb == 0)
                         continue;
-                n->blkaddr = next_block;
+                in->blkaddr = next_block;
                 next_block += nb;
         }
         e->blocks = next_block;
@@ -403,45 +231,47 @@ static int meta_flush(efs *e) {
         return r < 0 ? log_errno(e, r, "%s: cannot write the metadata", e->image) : 0;
 }
 
-static int write_inode(efs *e, const enode *n) {
+static int write_inode(efs *e, uint32_t id) {
+        const nri_tree_node *n = &e->t.nodes[id];
+        const einode *in = &e->in[id];
         uint8_t b[EXTENDED_SIZE] = {0};
-        uint64_t blk = n->blkaddr;
 
-        put16(b + 0, (n->extended ? 1 : 0) | n->layout << 1);
+        put16(b + 0, (in->extended ? 1 : 0) | in->layout << 1);
         put16(b + 4, n->mode);
-        if (n->extended) {
-                put64(b + 8, n->size);
-                put32(b + 16, blk);
-                put32(b + 20, n->ino);
+        if (in->extended) {
+                put64(b + 8, in->size);
+                put32(b + 16, in->blkaddr);
+                put32(b + 20, in->ino);
                 put64(b + 32, (uint64_t)e->o->timestamp);
                 put32(b + 44, n->nlink);
         } else {
                 put16(b + 6, n->nlink);
-                put32(b + 8, n->size);
-                put32(b + 16, blk);
-                put32(b + 20, n->ino);
+                put32(b + 8, in->size);
+                put32(b + 16, in->blkaddr);
+                put32(b + 20, in->ino);
         }
-        return meta_write(e, n->nid * 32, b, n->extended ? EXTENDED_SIZE : COMPACT_SIZE);
+        return meta_write(e, in->nid * 32, b, in->extended ? EXTENDED_SIZE : COMPACT_SIZE);
 }
 
-/* The last partial block of n's data: inline after its inode, or into its
- * last data block. */
-static int write_tail(efs *e, const enode *n, const void *p, size_t len) {
+/* The last partial block of an inode's data: inline after the inode, or into
+ * its last data block. */
+static int write_tail(efs *e, uint32_t id, const void *p, size_t len) {
+        const einode *in = &e->in[id];
         uint64_t at;
         int r;
 
         if (len == 0)
                 return 0;
-        if (n->layout == FLAT_INLINE)
-                return meta_write(e, n->nid * 32 + (n->extended ? EXTENDED_SIZE : COMPACT_SIZE), p, len);
-        at = (n->blkaddr + n->size / BLOCK) * BLOCK;
+        if (in->layout == FLAT_INLINE)
+                return meta_write(e, in->nid * 32 + (in->extended ? EXTENDED_SIZE : COMPACT_SIZE), p, len);
+        at = (in->blkaddr + in->size / BLOCK) * BLOCK;
         r = nri_pwrite_all(e->fd, p, len, e->offset + at);
         return r < 0 ? log_errno(e, r, "%s: cannot write at %" PRIu64, e->image, e->offset + at) : 0;
 }
 
 typedef struct dir_writer {
         efs *e;
-        const enode *dir;
+        uint32_t dir;
         uint64_t block;   /* index of the block being filled */
         uint32_t count;   /* dirents in it */
         size_t names_len; /* bytes of names in it */
@@ -461,7 +291,8 @@ static uint8_t file_type(mode_t m) {
  * last (partial) one as the tail. */
 static int dir_flush_block(dir_writer *w, bool last) {
         efs *e = w->e;
-        size_t at = (size_t)w->count * DIRENT_SIZE, used;
+        const einode *in = &e->in[w->dir];
+        size_t at = (size_t)w->count * DIRENT_SIZE;
         int r;
 
         memset(e->block, 0, BLOCK);
@@ -474,15 +305,14 @@ static int dir_flush_block(dir_writer *w, bool last) {
                 memcpy(e->block + at, w->ent[i].name, w->ent[i].len);
                 at += w->ent[i].len;
         }
-        used = at;
-        if (last && w->block * BLOCK + used != w->dir->size)
+        if (last && w->block * BLOCK + at != in->size)
                 return log_errno(e, -EIO,
                                  "internal error: a directory of %" PRIu64 " bytes came out as %" PRIu64,
-                                 w->dir->size, w->block * BLOCK + used);
-        if (last && used < BLOCK) {
-                r = write_tail(e, w->dir, e->block, used);
+                                 in->size, w->block * BLOCK + at);
+        if (last && at < BLOCK) {
+                r = write_tail(e, w->dir, e->block, at);
         } else {
-                uint64_t off = e->offset + (w->dir->blkaddr + w->block) * BLOCK;
+                uint64_t off = e->offset + (in->blkaddr + w->block) * BLOCK;
 
                 r = nri_pwrite_all(e->fd, e->block, BLOCK, off);
                 if (r < 0)
@@ -494,13 +324,13 @@ static int dir_flush_block(dir_writer *w, bool last) {
 
 static int add_dirent(void *ctx, const char *name, size_t len, uint32_t id) {
         dir_writer *w = ctx;
-        const enode *t = &w->e->nodes[w->e->nodes[id].inode];
+        uint32_t ino = w->e->t.nodes[id].inode;
         int r;
 
         if ((w->count + 1) * DIRENT_SIZE + w->names_len + len > BLOCK && (r = dir_flush_block(w, false)) < 0)
                 return r;
-        w->ent[w->count].nid = t->nid;
-        w->ent[w->count].type = file_type(t->mode);
+        w->ent[w->count].nid = w->e->in[ino].nid;
+        w->ent[w->count].type = file_type(w->e->t.nodes[ino].mode);
         w->ent[w->count].name = name;
         w->ent[w->count].len = len;
         w->count++;
@@ -514,79 +344,75 @@ static int emit_directory(efs *e, uint32_t id) {
 
         if (!w)
                 return -ENOMEM;
-        w->e = e, w->dir = &e->nodes[id];
-        r = write_inode(e, w->dir);
+        w->e = e, w->dir = id;
+        r = write_inode(e, id);
         if (r >= 0)
-                r = for_each_dirent(e, id, add_dirent, w);
+                r = for_each_dirent(&e->t, id, add_dirent, w);
         if (r >= 0)
                 r = dir_flush_block(w, true);
         free(w);
         return r;
 }
 
-static int next_entry(efs *e, const nri_entry *en, enode **ret) {
-        if (en->id != e->next_id || en->id >= e->n_nodes)
+/* The second walk must give the entries of the first, in the same order. */
+static int next_entry(efs *e, const nri_entry *en, mode_t type) {
+        const nri_tree_node *n = en->id < e->t.n_nodes ? &e->t.nodes[en->id] : NULL;
+
+        if (en->id != e->next_id || !n || (n->mode & S_IFMT) != type ||
+            (S_ISREG(type) && n->size != en->size) ||
+            (S_ISLNK(type) && strcmp(en->link_target, e->t.names + n->link_target)))
                 return log_errno(e, -EIO, "%s: the plan changed between the two walks", en->target);
         e->next_id++;
-        *ret = &e->nodes[en->id];
         return 0;
 }
 
 static int emit_dir_cb(void *ctx, const nri_entry *en) {
         efs *e = ctx;
-        enode *n = NULL;
-        int r = next_entry(e, en, &n);
+        int r = next_entry(e, en, S_IFDIR);
 
         return r < 0 ? r : emit_directory(e, (uint32_t)en->id);
 }
 
 static int emit_file_cb(void *ctx, const nri_entry *en, int fd) {
         efs *e = ctx;
-        uint64_t whole;
-        enode *n = NULL;
-        int r = next_entry(e, en, &n);
+        uint32_t id = (uint32_t)en->id;
+        uint64_t size = en->size, whole = size / BLOCK * BLOCK;
+        int r = next_entry(e, en, S_IFREG);
 
-        if (r < 0)
-                return r;
-        if (en->size != n->size || !S_ISREG(n->mode))
-                return log_errno(e, -EIO, "%s: %s changed between the two walks", en->target, en->source);
-        r = write_inode(e, n);
-        whole = n->size / BLOCK * BLOCK;
+        if (r >= 0 && e->t.nodes[id].inode != id)
+                return 0; /* a further name, written by its directory (ignore_hardlinks makes none) */
+        if (r >= 0)
+                r = write_inode(e, id);
         if (r >= 0 && whole) {
-                r = nri_copy_data(fd, 0, e->fd, e->offset + n->blkaddr * BLOCK, whole);
+                r = nri_copy_data(fd, 0, e->fd, e->offset + e->in[id].blkaddr * BLOCK, whole);
                 if (r < 0)
                         return log_errno(e, r, "%s: cannot copy %s", en->target, en->source);
         }
-        if (r >= 0 && n->size > whole) {
-                r = nri_pread_all(fd, e->block, (size_t)(n->size - whole), whole);
+        if (r >= 0 && size > whole) {
+                r = nri_pread_all(fd, e->block, (size_t)(size - whole), whole);
                 if (r < 0)
                         return log_errno(e, r, "%s: cannot read %s", en->target, en->source);
-                r = write_tail(e, n, e->block, (size_t)(n->size - whole));
+                r = write_tail(e, id, e->block, (size_t)(size - whole));
         }
         return r;
 }
 
 static int emit_symlink_cb(void *ctx, const nri_entry *en) {
         efs *e = ctx;
-        enode *n = NULL;
-        int r = next_entry(e, en, &n);
+        int r = next_entry(e, en, S_IFLNK);
 
-        if (r < 0)
-                return r;
-        if (strlen(en->link_target) != n->size || memcmp(en->link_target, e->arena + n->target, n->size))
-                return log_errno(e, -EIO, "%s: the symlink changed between the two walks", en->target);
-        r = write_inode(e, n);
         if (r >= 0)
-                r = write_tail(e, n, e->arena + n->target, n->size);
+                r = write_inode(e, (uint32_t)en->id);
+        if (r >= 0)
+                r = write_tail(e, (uint32_t)en->id, en->link_target, e->t.nodes[en->id].size);
         return r;
 }
 
 static int emit_hardlink_cb(void *ctx, const nri_entry *en) {
         efs *e = ctx;
-        enode *n;
 
         /* Nothing but the name, which its directory wrote. */
-        return next_entry(e, en, &n);
+        return next_entry(e, en, S_IFREG);
 }
 
 /* CRC32C as Linux's crc32c() computes it: no final inversion. */
@@ -610,7 +436,7 @@ static int write_superblock(efs *e) {
         put32(sb + 0, MAGIC);
         put32(sb + 8, COMPAT_SB_CHKSUM);
         sb[12] = 12; /* 4096-byte blocks */
-        put16(sb + 14, e->nodes[0].nid);
+        put16(sb + 14, e->in[0].nid);
         put64(sb + 16, e->inodes);
         put64(sb + 24, (uint64_t)e->o->timestamp);
         put32(sb + 36, e->blocks);
@@ -637,7 +463,7 @@ static int emit(efs *e, const nri_plan *plan) {
         r = emit_directory(e, 0);
         if (r >= 0)
                 r = nri_plan_walk(plan, &v);
-        if (r >= 0 && e->next_id != e->n_nodes)
+        if (r >= 0 && e->next_id != e->t.n_nodes)
                 r = log_errno(e, -EIO, "the plan changed between the two walks");
         if (r >= 0)
                 r = meta_flush(e);
@@ -649,9 +475,8 @@ static int emit(efs *e, const nri_plan *plan) {
 /* ---- the two entry points ---- */
 
 static void efs_free(efs *e) {
-        free(e->nodes);
-        free(e->arena);
-        free(e->children);
+        nri_tree_free(&e->t);
+        free(e->in);
         free(e->meta);
         free(e->block);
 }
@@ -668,11 +493,13 @@ static int prepare(efs *e, const nri_plan *plan, const nri_erofs_options *o) {
                 return -EINVAL;
         }
         e->block = malloc(BLOCK);
-        e->nodes = calloc(1, sizeof(*e->nodes));
-        if (!e->block || !e->nodes)
+        if (!e->block)
                 return -ENOMEM;
-        e->cap_nodes = 1;
-        r = collect(e, plan);
+        r = nri_tree_collect(plan, e->what, NULL, NULL, &e->t);
+        for (size_t i = 0; r >= 0 && i < e->t.n_nodes; i++)
+                if (S_ISLNK(e->t.nodes[i].mode) && (e->t.nodes[i].size == 0 || e->t.nodes[i].size >= BLOCK))
+                        r = log_errno(e, -ENAMETOOLONG, "a symlink target of %" PRIu64 " bytes",
+                                      e->t.nodes[i].size);
         if (r >= 0)
                 r = layout(e);
         return r;
