@@ -333,13 +333,15 @@ static __attribute__((unused)) void make_source(const char *src, int n_many) {
 }
 
 /* What the plan's file system must hold, made with cp -a in `dir` (made
- * directories 0755, root 0755). */
+ * directories 0755, root 0755; the two store paths in one cp, which keeps
+ * the hard link between them). */
 static __attribute__((unused)) void make_expected(const test_plan *tp, const char *dir) {
         char *c;
 
         mkdir_p(dir, 0755);
         c = fmt("set -e; cd '%s'; chmod 755 .; mkdir -p var/empty nix/store etc; "
-                "cp -a '%s' nix/store/aaaa-tree; cp -a '%s' nix/store/bbbb-tree2; "
+                "cp -a '%s' '%s' nix/store/; mv nix/store/tree nix/store/aaaa-tree; "
+                "mv nix/store/tree2 nix/store/bbbb-tree2; "
                 "cp -a '%s' etc/motd; cp -a '%s' etc/link; cp -a '%s'/. etc/",
                 dir, tp->s[0], tp->s[1], tp->s[2], tp->s[3], tp->s[4]);
         CHECK(run(c) == 0);
