@@ -373,7 +373,8 @@ static char **list_dir(const char *path, size_t *ret_n) {
                 v[n++] = strdup(de->d_name);
         }
         closedir(d);
-        qsort(v, n, sizeof(*v), cmp_names);
+        if (n)
+                qsort(v, n, sizeof(*v), cmp_names);
         *ret_n = n;
         return v;
 }
