@@ -80,8 +80,10 @@ int nri_erofs_size(const nri_plan *plan, const nri_erofs_options *o, uint64_t *r
  * file `image_path`: the range is cleared first, the file system takes its
  * first nri_erofs_size() bytes, the rest stays zeros; nothing outside the
  * range is touched.  0, -ENOSPC (the range is smaller than the file
- * system: nothing is written), -EINVAL, -EFBIG, -EIO (a source changed
- * between the two walks), or an errno of the I/O or the walk; every error
- * is logged to stderr naming the path in the file system or the image. */
+ * system: nothing is written), -EINVAL, -EFBIG, -EIO (the plan changed
+ * between the two walks), -ESTALE (a source changed while it was copied:
+ * the image would hold neither version), or an errno of the I/O or the
+ * walk; every error is logged to stderr naming the path in the file system,
+ * the source or the image. */
 int nri_erofs_write(const char *image_path, uint64_t offset, uint64_t size, const nri_erofs_options *o,
                     const nri_plan *plan);

@@ -73,8 +73,9 @@ typedef struct nri_squashfs_options {
  * touched; *ret_used (unless NULL) gets the bytes it takes, a multiple of
  * 4096.  0, -ENOSPC (it does not fit: the range's content is then
  * undefined), -EINVAL (bad options, a range beyond the file), -EOPNOTSUPP
- * (a compressor this libsquashfs lacks), or an errno of the walk, the
- * I/O or libsquashfs; every error is logged to stderr. */
+ * (a compressor this libsquashfs lacks), -ESTALE (a source changed while
+ * it was read), or an errno of the walk, the I/O or libsquashfs; every
+ * error is logged to stderr. */
 int nri_squashfs_write(const char *image_path, uint64_t offset, uint64_t size, const nri_squashfs_options *o,
                        const nri_plan *plan, uint64_t *ret_used);
 

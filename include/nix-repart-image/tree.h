@@ -42,9 +42,11 @@ typedef struct nri_tree {
 typedef int (*nri_tree_file_fn)(void *ctx, const nri_tree *t, uint32_t id, const nri_entry *e, int fd);
 
 /* Walks the plan into *ret (zeroed first; free it with nri_tree_free() in
- * any case).  0, -ENOMEM, -EFBIG (names over 4 GiB), -EMLINK, -EIO (a
- * walk that breaks its contract), or what the walk or `file` returns;
- * logged to stderr as "<what>: …". */
+ * any case).  The file systems that use a tree make no directories of their
+ * own, so a plan with `existing` directories is -EINVAL.  0, -ENOMEM,
+ * -EFBIG (names over 4 GiB), -EMLINK, -EIO (a walk that breaks its
+ * contract), or what the walk or `file` returns; logged to stderr as
+ * "<what>: …". */
 int nri_tree_collect(const nri_plan *plan, const char *what, nri_tree_file_fn file, void *ctx,
                      nri_tree *ret);
 

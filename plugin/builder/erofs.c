@@ -394,6 +394,9 @@ static int emit_file_cb(void *ctx, const nri_entry *en, int fd) {
                         return log_errno(e, r, "%s: cannot read %s", en->target, en->source);
                 r = write_tail(e, id, e->block, (size_t)(size - whole));
         }
+        /* Its bytes copied: still the file it was? */
+        if (r >= 0 && !nri_source_unchanged(fd, en->st))
+                return log_errno(e, -ESTALE, "%s: changed while being read", en->source);
         return r;
 }
 

@@ -232,6 +232,10 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                 err = sqfs_block_processor_append(w->proc, w->buf, (size_t)n);
                 left -= (uint64_t)n;
         }
+        if (!err && !nri_source_unchanged(fd, e->st)) {
+                fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source);
+                return -ESTALE;
+        }
         if (!err)
                 err = sqfs_block_processor_end_file(w->proc);
         if (err) {

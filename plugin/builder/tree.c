@@ -181,6 +181,10 @@ int nri_tree_collect(const nri_plan *plan, const char *what, nri_tree_file_fn fi
         int r;
 
         memset(ret, 0, sizeof(*ret));
+        if (plan->existing && plan->existing[0])
+                return fail(&c, -EINVAL,
+                            "%s: the plan counts on a directory the file system would have made",
+                            plan->existing[0]);
         ret->nodes = malloc(1024 * sizeof(*ret->nodes));
         if (!ret->nodes)
                 return -ENOMEM;

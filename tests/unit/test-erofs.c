@@ -13,6 +13,7 @@
  * superblock's UUID and time, blkid the UUID and label; the same plan must
  * give the same bytes again; a range one block short must be refused before
  * anything is written.  A file over 4 GiB (sparse) takes an extended inode.
+ * A source written to while it is copied fails the write.
  * Without erofs-utils the test is skipped (77). */
 #include "check.h"
 #include "testutil.h"
@@ -214,6 +215,34 @@ static void test_large_file(void) {
         free(src), free(big), free(img);
 }
 
+/* A source written to while it is copied: -ESTALE naming it; a plan that
+ * counts on a directory EROFS does not make: -EINVAL. */
+static void test_refusals(void) {
+        char *src = fmt("%s/changing", root), *file = fmt("%s/changing/lib.so", root),
+             *img = fmt("%s/changing.img", root);
+        nri_erofs_options o = {.timestamp = T0};
+        nri_plan_copy copy = {.source = src, .target = "/"};
+        nri_plan plan = {.copies = &copy, .n_copies = 1, .mtime = T0};
+        const char *existing[] = {"/lost+found", NULL};
+        uint64_t size = 0;
+        char *big = malloc(32 * MiB);
+        pid_t changer;
+
+        mkdir_p(src, 0755);
+        fill(big, 32 * MiB, 9);
+        write_file(file, big, 32 * MiB, 0444);
+        free(big);
+        CHECK(nri_erofs_size(&plan, &o, &size) == 0);
+        make_image(img, size, 0);
+        changer = start_changer(file);
+        CHECK(nri_erofs_write(img, 0, size, &o, &plan) == -ESTALE);
+        stop_changer(changer);
+
+        plan.existing = existing;
+        CHECK(nri_erofs_size(&plan, &o, &size) == -EINVAL);
+        free(src), free(file), free(img);
+}
+
 int main(void) {
         char *c;
 
@@ -228,6 +257,7 @@ int main(void) {
         test_empty();
         test_tree();
         test_large_file();
+        test_refusals();
 
         c = fmt("chmod -R u+w '%s'; rm -rf '%s'", root, root);
         run(c);

@@ -14,7 +14,8 @@
  * mksquashfs's defaults and the timestamp; writing straight into a range of
  * exactly that size must give the same bytes, one block less must be
  * refused; four threads must give the bytes one gives; xz, zstd and lz4 must
- * work too.  Without the tools the test is skipped (77). */
+ * work too; a source written to while it is read fails the write.  Without
+ * the tools the test is skipped (77). */
 #include "check.h"
 #include "testutil.h"
 
@@ -181,6 +182,32 @@ static void test_edges(void) {
         free(img);
 }
 
+/* A source written to while it is read: -ESTALE naming it; a plan that
+ * counts on a directory SquashFS does not make: -EINVAL. */
+static void test_refusals(void) {
+        char *src = fmt("%s/changing", root), *file = fmt("%s/changing/lib.so", root),
+             *img = fmt("%s/changing.img", root);
+        nri_squashfs_options o = {.timestamp = T0, .compressor = "lz4"};
+        nri_plan_copy copy = {.source = src, .target = "/"};
+        nri_plan plan = {.copies = &copy, .n_copies = 1, .mtime = T0};
+        const char *existing[] = {"/lost+found", NULL};
+        char *big = malloc(32 * MiB);
+        pid_t changer;
+
+        mkdir_p(src, 0755);
+        fill(big, 32 * MiB, 9);
+        write_file(file, big, 32 * MiB, 0444);
+        free(big);
+        make_image(img, 64 * MiB, 0);
+        changer = start_changer(file);
+        CHECK(nri_squashfs_write(img, 0, 64 * MiB, &o, &plan, NULL) == -ESTALE);
+        stop_changer(changer);
+
+        plan.existing = existing;
+        CHECK(nri_squashfs_write(img, 0, 64 * MiB, &o, &plan, NULL) == -EINVAL);
+        free(src), free(file), free(img);
+}
+
 int main(void) {
         char *c;
 
@@ -194,6 +221,7 @@ int main(void) {
 
         test_edges();
         test_tree();
+        test_refusals();
 
         c = fmt("chmod -R u+w '%s'; rm -rf '%s'", root, root);
         run(c);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -160,6 +161,36 @@ static __attribute__((unused)) bool bytes_are(const char *path, uint64_t off, ui
         if (fd >= 0)
                 close(fd);
         return ok;
+}
+
+/* A child process that writes into `path` without end (the same bytes at
+ * random places: the same size, new times), as a source that changes
+ * while a writer copies it.  Stop it with stop_changer(). */
+static __attribute__((unused)) pid_t start_changer(const char *path) {
+        pid_t pid = fork();
+
+        if (pid == 0) {
+                int fd = open(path, O_RDWR | O_CLOEXEC);
+                struct stat st;
+                uint32_t x = 12345;
+                char b;
+
+                if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0)
+                        _exit(1);
+                for (;;) {
+                        off_t off = (off_t)((x = x * 1103515245 + 12345) % (uint32_t)st.st_size);
+
+                        if (pread(fd, &b, 1, off) == 1 && pwrite(fd, &b, 1, off) != 1)
+                                _exit(1);
+                }
+        }
+        usleep(100 * 1000);
+        return pid;
+}
+
+static __attribute__((unused)) void stop_changer(pid_t pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
 }
 
 /* ---- a source tree like store paths ---- */
