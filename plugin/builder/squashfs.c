@@ -151,6 +151,7 @@ typedef struct sqw {
         uint32_t *ino;
         uint64_t *ref;
         char *buf;
+        bool finished; /* the block processor has written everything */
 } sqw;
 
 static int sq_fail(sqw *w, int sqfs_err, const char *step) {
@@ -218,7 +219,11 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
         if (r < 0)
                 return r;
         err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL, 0);
-        while (!err && left > 0) {
+        if (err) {
+                fprintf(stderr, "%s: %s: ", w->what, e->target);
+                return sq_fail(w, err, "starting its data");
+        }
+        while (!err && r >= 0 && left > 0) {
                 ssize_t n = read(fd, w->buf, left < READ_BUF ? (size_t)left : READ_BUF);
 
                 if (n < 0 && errno == EINTR)
@@ -227,22 +232,24 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                         r = n < 0 ? -errno : -EIO;
                         fprintf(stderr, "%s: %s: cannot read %s: %s\n", w->what, e->target, e->source,
                                 n < 0 ? strerror(-r) : "it is shorter than it was");
-                        return r;
+                        break;
                 }
                 err = sqfs_block_processor_append(w->proc, w->buf, (size_t)n);
                 left -= (uint64_t)n;
         }
-        if (!err && !nri_source_unchanged(fd, e->st)) {
-                fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source);
-                return -ESTALE;
-        }
+        /* Ended even after a failure: the block processor frees a file's
+         * blocks only once it is ended. */
         if (!err)
                 err = sqfs_block_processor_end_file(w->proc);
         if (err) {
                 fprintf(stderr, "%s: %s: ", w->what, e->target);
                 return sq_fail(w, err, "compressing its data");
         }
-        return 0;
+        if (r >= 0 && !nri_source_unchanged(fd, e->st)) {
+                fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source);
+                r = -ESTALE;
+        }
+        return r;
 }
 
 static int set_common(sqw *w, sqfs_inode_generic_t *inode, uint32_t id) {
@@ -435,7 +442,9 @@ static int finish(sqw *w) {
         uint64_t used;
         int err, r;
 
-        if ((err = sqfs_block_processor_finish(w->proc)))
+        err = sqfs_block_processor_finish(w->proc);
+        w->finished = true;
+        if (err)
                 return sq_fail(w, err, "compressing the file data");
         r = write_tables(w);
         if (r < 0)
@@ -464,6 +473,10 @@ static int finish(sqw *w) {
 }
 
 static void sqw_free(sqw *w) {
+        /* libsquashfs 1.2 frees the blocks still queued in a block processor
+         * only when they are processed: after a failure, let them be. */
+        if (w->proc && !w->finished)
+                (void)sqfs_block_processor_sync(w->proc);
         sqfs_destroy(w->proc); /* before what it uses */
         sqfs_destroy(w->dirw);
         sqfs_destroy(w->dm);
