@@ -22,6 +22,9 @@ packages=(
   # tests: the tools that check our images, and the peer we compare with
   python3 python3-pytest e2fsprogs dosfstools fdisk gdisk util-linux
   systemd systemd-container zstd xz-utils
+  # the read-only writers' checks: veritysetup, fsck.erofs/dump.erofs,
+  # unsquashfs/mksquashfs and sqfsdiff
+  cryptsetup-bin erofs-utils squashfs-tools squashfs-tools-ng
   # tests with the sandbox on: /bin/sh for the test packages, and strace
   busybox-static strace
   # the builder under valgrind (tests/integration/test_valgrind.py)
