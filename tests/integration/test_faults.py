@@ -405,25 +405,53 @@ while True:
 """
 
 
+def versions_of(original: bytes, how: str):
+    """Every content the file has while CHANGER runs on it: "write" rewrites
+    bytes with themselves (only the times change); "truncate" cuts it to half
+    and lengthens it again with zeros."""
+    if how == "write":
+        return [original]
+    half = original[:len(original) // 2]
+    return [original, half, half + bytes(len(original) - len(half))]
+
+
 @pytest.mark.parametrize("how", ["write", "truncate"])
 @pytest.mark.parametrize("fmt", ["ext4", "vfat"])
 def test_source_changing_while_copied_fails(nix, tmp_path, fmt, how):
     """A file written to (or truncated) all the time the builder copies it:
     the copy cannot be the file as it was, so the build fails with
     "changed while being read" and leaves no image, for either format (vfat
-    through mcopy used to copy what it found and exit 0)."""
+    through mcopy used to copy what it found and exit 0).
+
+    The builder compares the file's size, modification and change time
+    before and after it copies it.  A change within the same clock tick as
+    its first look (a few ms) shows no new time, and a changer that gets no
+    CPU during the copy changes nothing: an attempt may then succeed, and the
+    image must hold a content the file really had, never a mix.  The test
+    needs one attempt of five in which the builder saw the change."""
     attrs, store, src = scratch_store_attrs(nix, tmp_path, fmt)
-    changer = subprocess.Popen([sys.executable, "-c", CHANGER, str(src), how])
-    try:
-        time.sleep(0.2)
-        r = run_builder(["--attrs", str(write_attrs(tmp_path, attrs))], tmp_path, tmp_path / "tmp", 0o022,
-                        env={"NIX_STORE": str(store)})
-    finally:
-        changer.kill()
-        changer.wait()
-    assert r.returncode == 1, r.stderr
-    assert "changed while being read" in r.stderr and str(src) in r.stderr, r.stderr
-    assert finished_looking(tmp_path / "out") == [], r.stderr
+    versions = versions_of(src.read_bytes(), how)
+    out = tmp_path / "out"
+    for attempt in range(5):
+        changer = subprocess.Popen([sys.executable, "-c", CHANGER, str(src), how])
+        try:
+            time.sleep(0.2)
+            r = run_builder(["--attrs", str(write_attrs(tmp_path, attrs))], tmp_path, tmp_path / "tmp", 0o022,
+                            env={"NIX_STORE": str(store)})
+        finally:
+            changer.kill()
+            changer.wait()
+        if r.returncode != 0:
+            assert r.returncode == 1, r.stderr
+            assert "changed while being read" in r.stderr and str(src) in r.stderr, r.stderr
+            assert finished_looking(out) == [], r.stderr
+            return
+        image = imagecheck.check_image(out / "image.raw", tmp_path)
+        [part] = image.partitions
+        got = (imagecheck.ext4_cat if fmt == "ext4" else imagecheck.vfat_read)(out / "image.raw", part, "/big")
+        assert got in versions, f"attempt {attempt}: the image holds a mix of the file's contents"
+        shutil.rmtree(out)
+    pytest.fail("in five attempts the builder never saw the file change while it copied it")
 
 
 def write_attrs(tmp_path, attrs) -> Path:
