@@ -23,6 +23,7 @@
  * The block allocator's goal moves forward from the start of the file
  * system, so content is packed in the order of the walk. */
 #include "nix-repart-image/ext4.h"
+#include "nix-repart-image/utf8.h"
 #include "nix-repart-image/worker.h"
 
 #include <errno.h>
@@ -52,57 +53,15 @@
 
 /* ---- labels ---- */
 
-static size_t utf8_len(uint8_t c) {
-        if (c < 0x80)
-                return 1;
-        if ((c & 0xe0) == 0xc0)
-                return 2;
-        if ((c & 0xf0) == 0xe0)
-                return 3;
-        if ((c & 0xf8) == 0xf0)
-                return 4;
-        return 0; /* systemd's 5- and 6-byte forms never decode to a valid character */
-}
-
-/* systemd's utf8_encoded_valid_unichar(): the length of the character at s,
- * or -EINVAL. */
-static int utf8_char(const char *s) {
-        const uint8_t *u = (const uint8_t *)s;
-        size_t len = utf8_len(u[0]);
-        uint32_t c;
-
-        if (len == 0)
-                return -EINVAL;
-        if (len == 1)
-                return 1;
-        for (size_t i = 0; i < len; i++)
-                if (!(u[i] & 0x80))
-                        return -EINVAL;
-        c = u[0] & (0x7f >> len);
-        for (size_t i = 1; i < len; i++)
-                c = c << 6 | (u[i] & 0x3f);
-        if ((c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4) != len)
-                return -EINVAL; /* overlong */
-        if (c >= 0x110000 || (c & 0xfffff800) == 0xd800 || (c >= 0xfdd0 && c <= 0xfdef) ||
-            (c & 0xfffe) == 0xfffe)
-                return -EINVAL;
-        return (int)len;
-}
-
 int nri_ext4_mangle_label(const char *label, char **ret) {
-        const char *q = label;
+        size_t len;
         char *s;
+        int r;
 
-        while (*q) {
-                int l = utf8_char(q);
-
-                if (l < 0)
-                        return l;
-                if ((size_t)(q - label) + l > NRI_EXT4_LABEL_MAX)
-                        break;
-                q += l;
-        }
-        s = strndup(label, q - label);
+        r = nri_utf8_prefix(label, NRI_EXT4_LABEL_MAX, &len);
+        if (r < 0)
+                return r;
+        s = strndup(label, len);
         if (!s)
                 return -ENOMEM;
         *ret = s;

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "nix-repart-image/fat-short.h"
-#include "nix-repart-image/parse.h"
 #include "nix-repart-image/utf8.h"
 
 #define ENTRY 32

@@ -13,7 +13,6 @@
 #include <wchar.h>
 #include <wctype.h>
 
-#include "nix-repart-image/parse.h"
 #include "nix-repart-image/utf8.h"
 
 struct nri_fat_names {
@@ -249,7 +248,7 @@ static char *fold(nri_fat_names *n, const wchar_t *w, size_t count) {
         if (!out)
                 return NULL;
         for (size_t i = 0; i < count; i++)
-                o += utf8_put(o, (uint32_t)towlower_l((wint_t)w[i], n->loc));
+                o += nri_utf8_put(o, (uint32_t)towlower_l((wint_t)w[i], n->loc));
         *o = 0;
         return out;
 }

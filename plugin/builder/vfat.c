@@ -41,8 +41,6 @@
 
 #include "nix-repart-image/fat-fill.h"
 #include "nix-repart-image/fat-names.h"
-#include "nix-repart-image/parse.h"
-#include "nix-repart-image/utf8.h"
 
 static inline void freep(void *p) {
         free(*(void **)p);
@@ -619,35 +617,6 @@ static void *grow_array(void *items, size_t n, size_t *cap, size_t size) {
         return p;
 }
 
-/* `path` case-folded as mtools compares names (towupper() of each code
- * point), or NULL with errno EINVAL if it is not UTF-8. */
-static char *fold(writer *w, const char *path) {
-        char *out = malloc(strlen(path) * 2 + 1), *o = out;
-
-        if (!out)
-                return NULL;
-        for (const char *p = path; *p;) {
-                uint32_t c;
-                int l = nri_utf8_next(p, &c);
-
-                if (l < 0) {
-                        free(out);
-                        errno = EINVAL;
-                        return NULL;
-                }
-                if (c >= 0x80)
-                        w->non_ascii = true;
-                if (w->utf8)
-                        c = (uint32_t)towupper_l((wint_t)c, w->utf8);
-                else if (c >= 'a' && c <= 'z')
-                        c -= 'a' - 'A';
-                o += utf8_put(o, c);
-                p += l;
-        }
-        *o = '\0';
-        return out;
-}
-
 /* Whether FAT (and mtools) can hold `name`, a single path component: the
  * rule the evaluator applies to the targets it knows (fat-names.h). */
 static int check_name(writer *w, const char *target, const char *name) {
@@ -737,7 +706,9 @@ static int claim(writer *w, size_t d, const char *name, const char *target, bool
         r = check_name(w, target, name);
         if (r < 0)
                 return r;
-        folded = fold(w, name);
+        for (const char *p = name; *p && !w->non_ascii; p++)
+                w->non_ascii = (unsigned char)*p >= 0x80;
+        folded = nri_fat_fold(name, w->utf8);
         if (!folded || asprintf(&key, "%zu/%s", d, folded) < 0)
                 return -ENOMEM;
         s = lookup(w, key);
@@ -848,8 +819,6 @@ static void writer_done(writer *w) {
         free(w->dirs);
         free(w->by_id);
         nri_fat_fill_free(w->fill);
-        if (w->utf8)
-                freelocale(w->utf8);
 }
 
 /* ---- where everything goes: as mmd and mcopy would have put it --------- */
@@ -1186,7 +1155,7 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
 
         /* First the content: all of it must be fit for FAT, and placed,
          * before anything is written. */
-        w.utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+        w.utf8 = nri_fat_locale();
         r = grow_table(&w);
         if (r >= 0) {
                 w.dirs = grow_array(NULL, 0, &w.cap_dirs, sizeof(vfat_dir));

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nix-repart-image/parse.h"
+#include "nix-repart-image/utf8.h"
 
 const char *nri_gpt_label_problem(const char *label) {
         size_t units = 0;

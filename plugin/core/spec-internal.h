@@ -102,10 +102,6 @@ int spec_require(ctx *c, const nri_node *attrs, const char *path, const char *na
 /* An optional Boolean attribute, `def` when absent. */
 int spec_get_bool(ctx *c, const nri_node *attrs, const char *path, const char *name, bool def, bool *ret);
 
-/* The length of the character at p: a whole UTF-8 sequence when p starts
- * one, else 1 byte.  Error messages quote the character, never half of one
- * (half a UTF-8 sequence is not valid text in Nix's message). */
-size_t spec_char_len(const char *p);
 /* Why each is not acceptable as the spec's image name or version, partition
  * name, or (expanded) partition label: a phrase to follow "<path>: " in a
  * message; NULL when it is.  The evaluator's checks and the builder's

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "nix-repart-image/parse.h"
+#include "nix-repart-image/utf8.h"
 #include "spec-internal.h"
 
 /* ---- values in messages ------------------------------------------------- */
@@ -184,18 +184,6 @@ int spec_get_bool(ctx *c, const nri_node *attrs, const char *path, const char *n
 
 /* ---- names the spec carries ----------------------------------------------- */
 
-size_t spec_char_len(const char *p) {
-        unsigned char c = (unsigned char)*p;
-        size_t want = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 1;
-
-        if (c >= 0xf5)
-                want = 1;
-        for (size_t i = 1; i < want; i++)
-                if (((unsigned char)p[i] & 0xc0) != 0x80)
-                        return 1;
-        return want;
-}
-
 /* The image's name and version make its file name (<name>_<version>.raw)
  * and the derivation's name: keep to what both accept. */
 const char *spec_why_not_file_name_part(ctx *c, const char *s) {
@@ -211,7 +199,7 @@ const char *spec_why_not_file_name_part(ctx *c, const char *s) {
                                           "%s cannot be part of the image's file name: character %s is not "
                                           "allowed (use letters, digits, '.', '_', '+' and '-')",
                                           spec_quote(c, s),
-                                          spec_quote(c, nri_strndup(c->a, p, spec_char_len(p))));
+                                          spec_quote(c, nri_strndup(c->a, p, nri_utf8_char_len(p))));
         return NULL;
 }
 
@@ -231,7 +219,7 @@ const char *spec_why_not_partition_name(ctx *c, const char *s) {
                             c->a,
                             "character %s is not allowed in a partition name: it names the "
                             "partition's definition file (use letters, digits, '.', '_' and '-')",
-                            spec_quote(c, nri_strndup(c->a, p, spec_char_len(p))));
+                            spec_quote(c, nri_strndup(c->a, p, nri_utf8_char_len(p))));
         return NULL;
 }
 
