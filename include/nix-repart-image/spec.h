@@ -17,6 +17,7 @@
 #include "labels.h"
 #include "layout.h"
 #include "node.h"
+#include "string-table.h"
 #include "types.h"
 #include "uuid.h"
 
@@ -50,12 +51,13 @@ typedef enum nri_compression {
         _NRI_COMPRESSION_INVALID = -EINVAL,
 } nri_compression;
 
-const char *nri_format_to_string(nri_format f);     /* "ext4", "vfat", NULL */
-const char *nri_minimize_to_string(nri_minimize m); /* "off", "best", "guess" */
-const char *nri_compression_to_string(nri_compression c);
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_format, nri_format);           /* "ext4", "vfat"; NONE: NULL */
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);       /* "off", "best", "guess" */
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_compression, nri_compression); /* "zstd", "xz"; NONE: NULL */
 /* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
- * 0-9); -EINVAL for NRI_COMPRESSION_NONE. */
-int nri_compression_level_range(nri_compression alg, int *ret_min, int *ret_max);
+ * 0-9) and its default (NixOS's: 3); -EINVAL for NRI_COMPRESSION_NONE.
+ * Any of the pointers may be NULL. */
+int nri_compression_levels(nri_compression alg, int *ret_min, int *ret_max, int *ret_default);
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {

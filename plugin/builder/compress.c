@@ -11,17 +11,18 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "nix-repart-image/macro.h"
+
 #define CHUNK (1u << 20)
 
 const char *nri_compress_suffix(nri_compression c) {
-        switch (c) {
-        case NRI_COMPRESSION_ZSTD:
-                return ".zst";
-        case NRI_COMPRESSION_XZ:
-                return ".xz";
-        default:
-                return "";
-        }
+        static const char *const suffixes[_NRI_COMPRESSION_MAX] = {
+            [NRI_COMPRESSION_NONE] = "",
+            [NRI_COMPRESSION_ZSTD] = ".zst",
+            [NRI_COMPRESSION_XZ] = ".xz",
+        };
+
+        return (unsigned)c < _NRI_COMPRESSION_MAX ? suffixes[c] : "";
 }
 
 static int write_all(int fd, const uint8_t *buf, size_t n, const char *path) {
@@ -157,24 +158,23 @@ static int xz_stream(int in, int out, int level, const char *in_path, const char
 }
 
 int nri_compress_file(const char *in_path, const char *out_path, nri_compression c, int level) {
-        uint8_t *ibuf = malloc(CHUNK), *obuf = malloc(CHUNK);
-        int in = -1, out = -1, r;
+        _cleanup_free_ uint8_t *ibuf = malloc(CHUNK), *obuf = malloc(CHUNK);
+        _cleanup_close_ int in = -1;
+        int out, r;
 
-        if (!ibuf || !obuf) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!ibuf || !obuf)
+                return -ENOMEM;
         in = open(in_path, O_RDONLY | O_CLOEXEC);
         if (in < 0) {
                 r = -errno;
                 fprintf(stderr, "nix-repart-image: cannot open %s: %s\n", in_path, strerror(-r));
-                goto finish;
+                return r;
         }
         out = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out < 0) {
                 r = -errno;
                 fprintf(stderr, "nix-repart-image: cannot create %s: %s\n", out_path, strerror(-r));
-                goto finish;
+                return r;
         }
         if (c == NRI_COMPRESSION_ZSTD)
                 r = zstd_stream(in, out, level, in_path, out_path, ibuf, obuf);
@@ -182,16 +182,11 @@ int nri_compress_file(const char *in_path, const char *out_path, nri_compression
                 r = xz_stream(in, out, level, in_path, out_path, ibuf, obuf);
         else
                 r = -EINVAL;
-finish:
-        if (out >= 0 && close(out) < 0 && r >= 0) {
+        if (close(out) < 0 && r >= 0) {
                 r = -errno;
                 fprintf(stderr, "nix-repart-image: writing %s: %s\n", out_path, strerror(-r));
         }
-        if (in >= 0)
-                close(in);
-        if (r < 0 && out >= 0)
+        if (r < 0)
                 unlink(out_path);
-        free(ibuf);
-        free(obuf);
         return r;
 }

@@ -10,6 +10,7 @@
 #include "nix-repart-image/errbuf.h"
 #include "nix-repart-image/labels.h"
 #include "nix-repart-image/layout.h"
+#include "nix-repart-image/macro.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,8 +33,6 @@ static void partition_release(struct fdisk_partition **p) {
 static void parttype_release(struct fdisk_parttype **t) {
         fdisk_unref_parttype(*t);
 }
-
-#define _cleanup_(f) __attribute__((cleanup(f)))
 
 static int add_partition(struct fdisk_context *c, size_t i, const nri_gpt_part *p, uint32_t ss, char *errbuf,
                          size_t errlen) {

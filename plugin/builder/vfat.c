@@ -41,17 +41,7 @@
 
 #include "nix-repart-image/fat-fill.h"
 #include "nix-repart-image/fat-names.h"
-
-static inline void freep(void *p) {
-        free(*(void **)p);
-}
-#define _cleanup_free_ __attribute__((cleanup(freep)))
-#define TAKE_PTR(p)                                                                                         \
-        ({                                                                                                  \
-                __typeof__(p) p_ = (p);                                                                     \
-                (p) = NULL;                                                                                 \
-                p_;                                                                                         \
-        })
+#include "nix-repart-image/macro.h"
 
 /* ---- the layout (mkfs.fat 4.2: establish_params(), setup_tables()) ----- */
 

@@ -278,19 +278,14 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
 /* Minimize= (systemd 253 and later; NixOS passes it): off, best, guess, or
  * a boolean meaning best/off. */
 static int key_minimize(ctx *c, part_state *s, const key_value *kv) {
-        static const char *const modes[_NRI_MINIMIZE_MAX] = {
-            [NRI_MINIMIZE_OFF] = "off",
-            [NRI_MINIMIZE_BEST] = "best",
-            [NRI_MINIMIZE_GUESS] = "guess",
-        };
+        nri_minimize m = nri_minimize_from_string(kv->text);
         int b;
 
         s->minimize_node = kv->node;
-        for (int m = 0; m < _NRI_MINIMIZE_MAX; m++)
-                if (streq(kv->text, modes[m])) {
-                        s->p->minimize = (nri_minimize)m;
-                        return 0;
-                }
+        if (m >= 0) {
+                s->p->minimize = m;
+                return 0;
+        }
         b = nri_parse_boolean(kv->text);
         if (b < 0)
                 return FAIL(c, kv->node,

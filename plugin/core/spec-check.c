@@ -240,7 +240,7 @@ static int check_top(checker *k, const nri_spec *s) {
                 return bad(k, "imageSize", "%" PRIu64 " is not a positive multiple of %d", s->image_size,
                            SIZE_GRAIN);
         if (s->compression != NRI_COMPRESSION_NONE &&
-            (nri_compression_level_range(s->compression, &min, &max) < 0 || s->compression_level < min ||
+            (nri_compression_levels(s->compression, &min, &max, NULL) < 0 || s->compression_level < min ||
              s->compression_level > max))
                 return bad(k, "compression.level", "%d is out of range for %s", s->compression_level,
                            nri_compression_to_string(s->compression));

@@ -13,9 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nix-repart-image/macro.h"
 #include "nix-repart-image/spec.h"
-
-#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 /* Pathname limits systemd's path_is_valid() checks. */
 #define NRI_PATH_MAX 4096
@@ -58,10 +57,6 @@ typedef struct part_state {
 } part_state;
 
 /* ---- validate.c --------------------------------------------------------- */
-
-static inline bool streq(const char *a, const char *b) {
-        return strcmp(a, b) == 0;
-}
 
 /* Whether `s` is in the NULL-terminated `set`. */
 static inline bool str_in(const char *s, const char *const *set) {

@@ -157,34 +157,33 @@ static int get_flags(reader *r, const cJSON *o, const char *where, uint64_t *ret
         return 0;
 }
 
+/* A name of an enumeration (string-table.h); null for nullable ones is
+ * `null_value`. */
 static int get_enum(reader *r, const cJSON *o, const char *where, const char *name, bool nullable,
-                    const char *(*to_string)(int), int max, int *ret) {
+                    int null_value, int (*from_string)(const char *), int *ret) {
         const char *s;
-        int k = get_string(r, o, where, name, nullable, &s);
+        int k = get_string(r, o, where, name, nullable, &s), v;
 
         if (k < 0)
                 return k;
-        for (int i = 0; i < max; i++) {
-                const char *t = to_string(i);
-
-                if ((!s && !t) || (s && t && strcmp(s, t) == 0)) {
-                        *ret = i;
-                        return 0;
-                }
-        }
-        return bad(r, nri_printf(r->a, "%s%s", where, name), nri_printf(r->a, "unknown value \"%s\"", s));
+        v = s ? from_string(s) : null_value;
+        if (v < 0)
+                return bad(r, nri_printf(r->a, "%s%s", where, name),
+                           nri_printf(r->a, "unknown value \"%s\"", s));
+        *ret = v;
+        return 0;
 }
 
-static const char *format_name(int f) {
-        return nri_format_to_string((nri_format)f);
+static int format_from(const char *s) {
+        return nri_format_from_string(s);
 }
 
-static const char *minimize_name(int m) {
-        return nri_minimize_to_string((nri_minimize)m);
+static int minimize_from(const char *s) {
+        return nri_minimize_from_string(s);
 }
 
-static const char *compression_name(int c) {
-        return nri_compression_to_string((nri_compression)c);
+static int compression_from(const char *s) {
+        return nri_compression_from_string(s);
 }
 
 static int read_type(reader *r, const cJSON *o, const char *where, nri_arch arch, nri_part_type *ret) {
@@ -235,10 +234,10 @@ static int read_partition(reader *r, const cJSON *o, size_t i, nri_arch arch, nr
         if (k >= 0)
                 k = get_size(r, o, w, "paddingMaxBytes", &p->padding_max);
         if (k >= 0)
-                k = get_enum(r, o, w, "format", true, format_name, _NRI_FORMAT_MAX, &format);
+                k = get_enum(r, o, w, "format", true, NRI_FORMAT_NONE, format_from, &format);
         p->format = (nri_format)format;
         if (k >= 0)
-                k = get_enum(r, o, w, "minimize", false, minimize_name, _NRI_MINIMIZE_MAX, &minimize);
+                k = get_enum(r, o, w, "minimize", false, 0, minimize_from, &minimize);
         p->minimize = (nri_minimize)minimize;
         if (k >= 0)
                 k = get_bool(r, o, w, "readOnly", &p->read_only);
@@ -274,8 +273,7 @@ static int read_compression(reader *r, const cJSON *o, nri_spec *s) {
         }
         if (!cJSON_IsObject(c))
                 return bad(r, "compression", "expected an object or null");
-        k = get_enum(r, c, "compression.", "algorithm", false, compression_name, _NRI_COMPRESSION_MAX,
-                     &algorithm);
+        k = get_enum(r, c, "compression.", "algorithm", false, 0, compression_from, &algorithm);
         if (k >= 0)
                 k = get_int(r, c, "compression.", "level", 0, 22, &level);
         if (k < 0)

@@ -162,44 +162,19 @@ static int parse_split(ctx *c, const nri_node *args) {
         return spec_get_bool(c, args, NULL, "split", false, &c->spec->split);
 }
 
-typedef struct compressor {
-        const char *name;
-        nri_compression id;
-        int min, max, def;
-} compressor;
-
-/* Levels as the zstd and xz programs take them (zstd's 20–22 need
- * --ultra); the defaults are NixOS's. */
-static const compressor compressors[] = {
-    {"zstd", NRI_COMPRESSION_ZSTD, 1, 19, 3},
-    {"xz", NRI_COMPRESSION_XZ, 0, 9, 3},
-};
-
-int nri_compression_level_range(nri_compression alg, int *ret_min, int *ret_max) {
-        for (size_t i = 0; i < ELEMENTSOF(compressors); i++)
-                if (compressors[i].id == alg) {
-                        *ret_min = compressors[i].min;
-                        *ret_max = compressors[i].max;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-static int parse_compression_algorithm(ctx *c, const nri_node *cn, const compressor **ret) {
+static int parse_compression_algorithm(ctx *c, const nri_node *cn, nri_compression *ret) {
         const nri_node *n = spec_opt(cn, "algorithm");
         int r;
 
-        *ret = &compressors[0];
+        *ret = NRI_COMPRESSION_ZSTD;
         if (!n)
                 return 0;
         r = spec_expect(c, n, "compression.algorithm", NRI_STRING);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(compressors); i++)
-                if (streq(n->str.s, compressors[i].name)) {
-                        *ret = &compressors[i];
-                        return 0;
-                }
+        *ret = nri_compression_from_string(n->str.s);
+        if (*ret > NRI_COMPRESSION_NONE)
+                return 0;
         if (streq(n->str.s, "zstd-seekable"))
                 return FAIL(c, n,
                             "compression.algorithm: \"zstd-seekable\" is not supported by repartImage yet; "
@@ -211,7 +186,8 @@ static int parse_compression_algorithm(ctx *c, const nri_node *cn, const compres
 static int parse_compression(ctx *c, const nri_node *args) {
         static const char *const fields[] = {"algorithm", "enable", "level", NULL};
         const nri_node *n = spec_opt(args, "compression"), *level;
-        const compressor *alg;
+        nri_compression alg;
+        int min, max;
         bool enable;
         int r;
 
@@ -230,20 +206,20 @@ static int parse_compression(ctx *c, const nri_node *args) {
         r = parse_compression_algorithm(c, n, &alg);
         if (r < 0)
                 return r;
-        c->spec->compression_level = alg->def;
+        (void)nri_compression_levels(alg, &min, &max, &c->spec->compression_level);
         level = spec_opt(n, "level");
         if (level) {
                 r = spec_expect(c, level, "compression.level", NRI_INT);
                 if (r < 0)
                         return r;
-                if (level->i < alg->min || level->i > alg->max)
+                if (level->i < min || level->i > max)
                         return FAIL(c, level,
                                     "compression.level: %" PRId64 " is out of range for %s (%d to %d)",
-                                    level->i, alg->name, alg->min, alg->max);
+                                    level->i, nri_compression_to_string(alg), min, max);
                 c->spec->compression_level = (int)level->i;
         }
         if (enable)
-                c->spec->compression = alg->id;
+                c->spec->compression = alg;
         return 0;
 }
 
@@ -655,39 +631,4 @@ char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec) {
         if (spec->version)
                 return nri_printf(a, "%s_%s.raw", spec->name, spec->version);
         return nri_printf(a, "%s.raw", spec->name);
-}
-
-const char *nri_format_to_string(nri_format f) {
-        switch (f) {
-        case NRI_FORMAT_EXT4:
-                return "ext4";
-        case NRI_FORMAT_VFAT:
-                return "vfat";
-        default:
-                return NULL;
-        }
-}
-
-const char *nri_minimize_to_string(nri_minimize m) {
-        switch (m) {
-        case NRI_MINIMIZE_OFF:
-                return "off";
-        case NRI_MINIMIZE_BEST:
-                return "best";
-        case NRI_MINIMIZE_GUESS:
-                return "guess";
-        default:
-                return NULL;
-        }
-}
-
-const char *nri_compression_to_string(nri_compression c) {
-        switch (c) {
-        case NRI_COMPRESSION_ZSTD:
-                return "zstd";
-        case NRI_COMPRESSION_XZ:
-                return "xz";
-        default:
-                return NULL;
-        }
 }
