@@ -115,13 +115,6 @@ int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const ch
  * ("repartSpec.partitions[0].contents[1].source: …"). */
 int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error);
 
-/* For what the builder reads besides the spec (build.c): whether `path` is
- * absolute and in normal form (no "//", ".", ".." or trailing '/'), and the
- * length of the store path it is or is inside of (<store_dir>/<hash>-<name>),
- * 0 when it is not in the store. */
-bool nri_path_is_normal(const char *path);
-size_t nri_store_path_length(const char *store_dir, const char *path);
-
 /* What the returned value exposes at evaluation time, under `image`:
  *   { diskUuid, seed, seedRandom, architecture, imageFile,
  *     partitions.<id> = { partno, type, typeUuid, label, uuid, fsUuid,

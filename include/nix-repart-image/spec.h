@@ -1,9 +1,9 @@
 /* spec.h: the normalised image specification.
  *
  * The evaluator half builds it from the argument of builtins.repartImage
- * (nri_spec_from_args), reports every mistake with the attribute's path and
- * position, and serialises it into the derivation (spec-json.h); the builder
- * half reads it back.  Everything systemd-repart would decide from the
+ * (plugin/eval/spec-args.h), reports every mistake with the attribute's
+ * path and position, and serialises it into the derivation (spec-json.h);
+ * the builder half reads it back.  Everything systemd-repart would decide from the
  * definitions alone — type GUIDs, UUIDs, labels, flags, rounded sizes — is
  * decided here, at evaluation time, so a configuration can read it. */
 #pragma once
@@ -16,7 +16,6 @@
 #include "error.h"
 #include "labels.h"
 #include "layout.h"
-#include "node.h"
 #include "string-table.h"
 #include "types.h"
 #include "uuid.h"
@@ -61,15 +60,13 @@ int nri_compression_levels(nri_compression alg, int *ret_min, int *ret_max, int 
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {
-        const char *source;   /* a path in the Nix store */
-        const char *target;   /* absolute, normalised, in the file system */
-        const nri_node *node; /* where it was written (NULL when read back) */
+        const char *source; /* a path in the Nix store */
+        const char *target; /* absolute, normalised, in the file system */
 } nri_copy;
 
 typedef struct nri_partition {
-        const char *id;       /* its attribute name under `partitions` */
-        const nri_node *node; /* where it was written */
-        unsigned partno;      /* 0-based, in name order */
+        const char *id;  /* its attribute name under `partitions` */
+        unsigned partno; /* 0-based, in name order */
 
         nri_part_type type;
         const char *label;
@@ -117,34 +114,23 @@ typedef struct nri_spec {
         size_t n_partitions;
 } nri_spec;
 
-/* What the evaluator offers the core. */
-typedef struct nri_host {
-        const char *store_dir; /* e.g. "/nix/store" */
-        const char *system;    /* e.g. "x86_64-linux", for the default architecture */
-        void *ctx;
-        /* Copies the path literal in `node` into the store (as "${./x}"
-         * would) and returns the store path, or fails with *err set. */
-        int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
-        /* The string in `node` names `store_path` (a store path, or a path
-         * inside one), which goes into the derivation: keep the string's
-         * context for it. */
-        void (*use_context)(void *ctx, const nri_node *node, const char *store_path);
-        /* Coerces the set in `node` (NRI_COERCIBLE) to a string as "${set}"
-         * does — its __toString, else its outPath, again while the result
-         * is a set; a path is added to the store — into *ret, an NRI_STRING
-         * node with the string's context, at node's position.  Fails with
-         * *err set to a message without the attribute path. */
-        int (*coerce)(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
-        /* Read-only evaluation (nix-instantiate --eval, nix eval --read-only,
-         * nix-env -qa): no .drv file is written, this derivation's neither,
-         * so nothing evaluated here can be built. */
-        bool read_only;
-} nri_host;
+/* The least a file system of format `f` needs (ext4: 1 MiB), before any
+ * content: what the layout reserves for it. */
+uint64_t nri_format_min_size(nri_format f);
 
-/* Validates and normalises the argument of builtins.repartImage.  0, or a
- * negative errno with *err naming the attribute. */
-int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host, nri_spec **ret,
-                       nri_error *err);
+/* The layout's view of a partition: its sizes, paddings, weights and
+ * priority; content_min (what its content needs) is the caller's to set. */
+static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
+        return (nri_layout_part){
+            .size_min = p->size_min,
+            .size_max = p->size_max,
+            .padding_min = p->padding_min,
+            .padding_max = p->padding_max,
+            .weight = p->weight,
+            .padding_weight = p->padding_weight,
+            .priority = p->priority,
+        };
+}
 
 /* The file name of the image: "<name>.raw" or "<name>_<version>.raw". */
 char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);

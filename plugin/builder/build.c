@@ -2,7 +2,7 @@
  * repart-output.json, split files — told once, top to bottom, in
  * nri_build().  Everything about one format or one table lives in the file
  * named for it; this file only decides the order and names what failed. */
-#include "nix-repart-image/build.h"
+#include "build.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,14 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nix-repart-image/compress.h"
-#include "nix-repart-image/ext4.h"
-#include "nix-repart-image/gpt.h"
+#include "compress.h"
+#include "ext4.h"
+#include "gpt.h"
 #include "nix-repart-image/layout.h"
-#include "nix-repart-image/output-json.h"
-#include "nix-repart-image/plan.h"
 #include "nix-repart-image/spec-json.h"
-#include "nix-repart-image/vfat.h"
+#include "nix-repart-image/spec-rules.h"
+#include "output-json.h"
+#include "plan.h"
+#include "vfat.h"
 
 #define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
 
@@ -249,7 +250,7 @@ static int lay_out(build *b) {
                 const nri_partition *p = &b->spec->partitions[i];
                 nri_layout_part *l = &b->layout[i];
 
-                *l = nri_build_layout_part(p);
+                *l = nri_spec_layout_part(p);
                 r = content_min(b, i, &l->content_min);
                 if (r < 0)
                         return r;

@@ -1,5 +1,5 @@
 /* compress.c: zstd and xz streams from an image file into another file. */
-#include "nix-repart-image/compress.h"
+#include "compress.h"
 
 #include <errno.h>
 #include <fcntl.h>

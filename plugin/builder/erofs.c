@@ -12,9 +12,9 @@
  *              source with copy_file_range() — then the superblock.
  * The on-disk structures are Linux's fs/erofs/erofs_fs.h; all integers are
  * little-endian. */
-#include "nix-repart-image/erofs.h"
-#include "nix-repart-image/range.h"
-#include "nix-repart-image/tree.h"
+#include "erofs.h"
+#include "range.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <inttypes.h>

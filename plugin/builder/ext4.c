@@ -22,9 +22,9 @@
  *     clock or a random source.
  * The block allocator's goal moves forward from the start of the file
  * system, so content is packed in the order of the walk. */
-#include "nix-repart-image/ext4.h"
+#include "ext4.h"
 #include "nix-repart-image/utf8.h"
-#include "nix-repart-image/worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <et/com_err.h>

@@ -10,7 +10,7 @@
  * that is taken, the one its numbered tails last led to: the next name
  * with the same short name goes on from there, where mtools would try
  * "~1", "~2", … again, scanning the whole directory each time. */
-#include "nix-repart-image/fat-fill.h"
+#include "fat-fill.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nix-repart-image/fat-short.h"
+#include "fat-short.h"
 #include "nix-repart-image/utf8.h"
 
 #define ENTRY 32

@@ -1,7 +1,7 @@
 /* fat-short.c: short names as mtools 4.0 makes them (fat-short.h): its
  * dos_name(), TranslateToDos(), autorename_short(), is_reserved() and
  * contains_illegals(), and the names its wcscasecmp() finds equal. */
-#include "nix-repart-image/fat-short.h"
+#include "fat-short.h"
 
 #include <errno.h>
 #include <iconv.h>

@@ -6,7 +6,7 @@
  * UUID set, every partition added with explicit start and size, then one
  * write.  Using the same library the same way gives the same header bytes,
  * including the first usable LBA libfdisk aligns to 1 MiB. */
-#include "nix-repart-image/gpt.h"
+#include "gpt.h"
 #include "nix-repart-image/errbuf.h"
 #include "nix-repart-image/labels.h"
 #include "nix-repart-image/layout.h"

@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nix-repart-image/build.h"
+#include "build.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Built with AddressSanitizer (tests/run-sanitizers): Nix runs the builder

@@ -5,7 +5,7 @@
  * into underscores, hidden columns left out, and json.c's pretty printer.
  * cJSON holds the tree; its own printer's layout differs ("key":\tvalue), so
  * the tree is printed here the way json.c prints it. */
-#include "nix-repart-image/output-json.h"
+#include "output-json.h"
 
 #include <errno.h>
 #include <fcntl.h>

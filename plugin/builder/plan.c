@@ -7,9 +7,9 @@
  * levels keep theirs, a level whose descriptor was closed is opened again,
  * as the ".." of the level below it, when the walk climbs back to it.  Path strings
  * are still built, for the visitor and for messages. */
-#include "nix-repart-image/plan.h"
-#include "nix-repart-image/beneath.h"
-#include "nix-repart-image/worker.h"
+#include "plan.h"
+#include "beneath.h"
+#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* range.c: opening and clearing the byte range a writer owns (see range.h). */
-#include "nix-repart-image/range.h"
+#include "range.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -14,9 +14,9 @@
  *     written; inode numbers follow that order, the root's is the last;
  *   the directory table, the fragment, export and ID tables; the final
  *     superblock; zeros up to a multiple of 4096. */
-#include "nix-repart-image/squashfs.h"
-#include "nix-repart-image/range.h"
-#include "nix-repart-image/tree.h"
+#include "squashfs.h"
+#include "range.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,8 +8,8 @@
  * the kernel reads them in its own: the images are for little-endian
  * machines (x86-64, arm64), so they are written little-endian here whatever
  * the builder runs on. */
-#include "nix-repart-image/swap.h"
-#include "nix-repart-image/range.h"
+#include "swap.h"
+#include "range.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,5 +1,5 @@
 /* tree.c: a plan's walk, kept in memory (see tree.h). */
-#include "nix-repart-image/tree.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <stdarg.h>

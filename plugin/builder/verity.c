@@ -7,8 +7,8 @@
  * The positions of the levels are cryptsetup's (lib/verity/verity_hash.c,
  * hash_levels()): the level of data block hashes last, the top level right
  * after the superblock. */
-#include "nix-repart-image/verity.h"
-#include "nix-repart-image/range.h"
+#include "verity.h"
+#include "range.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -20,7 +20,7 @@
  * per name is the same whatever the depth or the directory's size, and no
  * program but mformat runs (a short one, which cannot outlive the builder:
  * run()). */
-#include "nix-repart-image/vfat.h"
+#include "vfat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +39,7 @@
 #include <unistd.h>
 #include <wctype.h>
 
-#include "nix-repart-image/fat-fill.h"
+#include "fat-fill.h"
 #include "nix-repart-image/fat-names.h"
 #include "nix-repart-image/macro.h"
 

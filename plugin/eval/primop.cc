@@ -32,6 +32,8 @@
 extern "C" {
 #include <nix-repart-image/spec-json.h>
 #include <nix-repart-image/spec.h>
+
+#include "spec-args.h"
 }
 
 using namespace nix;

@@ -13,7 +13,6 @@
 #include <cjson/cJSON.h>
 
 #include "nix-repart-image/arena.h"
-#include "nix-repart-image/build.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 
@@ -35,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 size_t n = spec->n_partitions;
                 nri_layout_part *parts = calloc(n ? n : 1, sizeof(*parts));
                 for (size_t i = 0; i < n; i++) {
-                        parts[i] = nri_build_layout_part(&spec->partitions[i]);
+                        parts[i] = nri_spec_layout_part(&spec->partitions[i]);
                         /* The split file's name: never one with a '/'. */
                         const char *split = nri_split_name_expand(a, &spec->partitions[i], (unsigned)i);
                         if (split && strchr(split, '/'))

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "nix-repart-image/ext4.h"
-#include "nix-repart-image/plan.h"
+#include "ext4.h"
+#include "plan.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 #define T0 INT64_C(1700000000)

@@ -22,9 +22,9 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
-#include "nix-repart-image/gpt.h"
+#include "gpt.h"
 #include "nix-repart-image/layout.h"
-#include "nix-repart-image/output-json.h"
+#include "output-json.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 #define DISK_UUID "b581fef7-24ed-4f31-990b-099ec86bba03"

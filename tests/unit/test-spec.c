@@ -10,6 +10,7 @@
 #include "check.h"
 #include "nix-repart-image/spec-json.h"
 #include "nix-repart-image/spec.h"
+#include "spec-args.h"
 
 #define SEED "0867da16-f251-457d-a9e8-c31f9a3c220b"
 #define H1 "0123456789abcdfghijklmnpqrsvwxyz"

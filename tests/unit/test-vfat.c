@@ -8,7 +8,7 @@
  * anything is written, naming the path.  Exits 77 (skipped) without mtools
  * or fsck.vfat. */
 #include "check.h"
-#include "nix-repart-image/vfat.h"
+#include "vfat.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -58,7 +58,7 @@
 
 #include <stdint.h>
 
-#include "labels.h" /* nri_vfat_mangle_label() */
+#include "nix-repart-image/labels.h" /* nri_vfat_mangle_label() */
 #include "plan.h"
 
 /* FAT's limits on timestamps (FAT stores local time; we write UTC). */

@@ -8,35 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "nix-repart-image/utf8.h"
-#include "spec-internal.h"
-
-/* ---- values in messages ------------------------------------------------- */
-
-/* A value in a message: quoted, with the characters that would make the
- * message ambiguous escaped. */
-const char *spec_quote(ctx *c, const char *s) {
-        size_t n = 2;
-        char *out, *o;
-
-        for (const char *p = s; *p; p++)
-                n += (*p == '"' || *p == '\\') ? 2 : ((unsigned char)*p < 0x20 ? 4 : 1);
-        out = o = nri_alloc(c->a, n + 1);
-        *o++ = '"';
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                        *o++ = '\\';
-                        *o++ = (char)*p;
-                } else if (*p < 0x20) {
-                        o += sprintf(o, "\\x%02x", *p);
-                } else {
-                        *o++ = (char)*p;
-                }
-        }
-        *o++ = '"';
-        *o = 0;
-        return out;
-}
+#include "validate.h"
 
 /* ---- attribute paths ---------------------------------------------------- */
 
@@ -182,156 +154,7 @@ int spec_get_bool(ctx *c, const nri_node *attrs, const char *path, const char *n
         return 0;
 }
 
-/* ---- names the spec carries ----------------------------------------------- */
-
-/* The image's name and version make its file name (<name>_<version>.raw)
- * and the derivation's name: keep to what both accept. */
-const char *spec_why_not_file_name_part(ctx *c, const char *s) {
-        if (!*s)
-                return "must not be empty";
-        if (s[0] == '.')
-                return nri_printf(c->a, "%s must not start with '.'", spec_quote(c, s));
-        if (strlen(s) > 100)
-                return nri_printf(c->a, "%s is longer than 100 characters", spec_quote(c, s));
-        for (const char *p = s; *p; p++)
-                if (!(isalnum((unsigned char)*p) || strchr("._+-", *p)))
-                        return nri_printf(c->a,
-                                          "%s cannot be part of the image's file name: character %s is not "
-                                          "allowed (use letters, digits, '.', '_', '+' and '-')",
-                                          spec_quote(c, s),
-                                          spec_quote(c, nri_strndup(c->a, p, nri_utf8_char_len(p))));
-        return NULL;
-}
-
-/* The attribute name becomes the definition file <name>.conf. */
-const char *spec_why_not_partition_name(ctx *c, const char *s) {
-        if (!*s)
-                return "a partition name must not be empty";
-        if (s[0] == '.')
-                return "a partition name must not start with '.': it names a definition file, and "
-                       "systemd-repart ignores hidden ones";
-        if (strlen(s) > NRI_NAME_MAX - strlen(".conf"))
-                return nri_printf(c->a, "the partition name is longer than %zu characters",
-                                  NRI_NAME_MAX - strlen(".conf"));
-        for (const char *p = s; *p; p++)
-                if (!(isalnum((unsigned char)*p) || strchr("._-", *p)))
-                        return nri_printf(
-                            c->a,
-                            "character %s is not allowed in a partition name: it names the "
-                            "partition's definition file (use letters, digits, '.', '_' and '-')",
-                            spec_quote(c, nri_strndup(c->a, p, nri_utf8_char_len(p))));
-        return NULL;
-}
-
-/* systemd: gpt_partition_label_valid(), for a label with its specifiers
- * expanded, and what libfdisk can write (labels.h).  The empty label is a
- * valid one there, and here. */
-const char *spec_why_not_label(ctx *c, const char *label) {
-        long units = nri_utf16_length(label);
-        const char *why;
-
-        if (units < 0)
-                return nri_printf(c->a, "%s is not valid UTF-8", spec_quote(c, label));
-        if (units > NRI_GPT_LABEL_MAX_UTF16)
-                return nri_printf(c->a, "%s is %ld UTF-16 code units long; a GPT partition label holds %d",
-                                  spec_quote(c, label), units, NRI_GPT_LABEL_MAX_UTF16);
-        why = nri_gpt_label_problem(label);
-        if (why)
-                return nri_printf(c->a, "%s %s", spec_quote(c, label), why);
-        return NULL;
-}
-
-/* The specifiers of systemd-repart's split_name_printf() that describe the
- * partition (nri_split_name_expand()); the machine-describing ones are
- * refused as in spec_expand_percent(). */
-const char *spec_why_not_split_name(ctx *c, const char *t) {
-        if (!*t)
-                return "the split name must not be empty";
-        if (strchr(t, '/'))
-                return nri_printf(c->a, "%s names a file and cannot contain '/'", spec_quote(c, t));
-        for (const char *p = t; *p; p++) {
-                if (*p != '%')
-                        continue;
-                if (!p[1] || !strchr("tTUn%", p[1]))
-                        return nri_printf(c->a,
-                                          "specifier %%%s in %s is not supported; use %%t (type), %%T (type "
-                                          "UUID), %%U (partition UUID), %%n (partition number) or %%%%",
-                                          p[1] ? nri_strndup(c->a, p + 1, 1) : "", spec_quote(c, t));
-                p++;
-        }
-        return NULL;
-}
-
-/* ---- paths in file systems and in the store ----------------------------- */
-
-/* systemd's path_simplify_and_warn(PATH_CHECK_ABSOLUTE), which CopyFiles=
- * and MakeDirectories= go through: absolute; "//", "/./" and a trailing "/"
- * folded away; ".." refused (a target climbing out of the file system's
- * root, or a source out of its store path).  Returns NULL, or why not. */
-const char *spec_normalise_path(ctx *c, const char *in, const char **ret) {
-        char *out, *o;
-        const char *p = in;
-
-        if (nri_utf16_length(in) < 0)
-                return "is not valid UTF-8";
-        if (in[0] != '/')
-                return "is not an absolute path";
-        out = o = nri_alloc(c->a, strlen(in) + 2);
-        while (*p) {
-                size_t len;
-
-                p += strspn(p, "/");
-                len = strcspn(p, "/");
-                if (len == 0 || (len == 1 && p[0] == '.')) {
-                        p += len;
-                        continue;
-                }
-                if (len == 2 && p[0] == '.' && p[1] == '.')
-                        return "contains a \"..\" component";
-                if (len > NRI_NAME_MAX)
-                        return "has a component longer than 255 bytes";
-                *o++ = '/';
-                memcpy(o, p, len);
-                o += len;
-                p += len;
-        }
-        if (o == out)
-                *o++ = '/';
-        *o = 0;
-        if (o - out >= NRI_PATH_MAX)
-                return "is longer than PATH_MAX";
-        *ret = out;
-        return NULL;
-}
-
-static bool is_nix_base32(char ch) {
-        return ch && strchr("0123456789abcdfghijklmnpqrsvwxyz", ch);
-}
-
-static bool is_store_name_char(char ch) {
-        return isalnum((unsigned char)ch) || (ch && strchr("+-._?=", ch));
-}
-
-/* The length of the store path that `s` is or is inside of
- * (<store>/<32 hash characters>-<name>), or 0 when it is not in the store. */
-size_t spec_store_path_length(const char *store_dir, const char *s) {
-        size_t d = strlen(store_dir), len;
-        const char *comp;
-
-        if (strncmp(s, store_dir, d) != 0 || s[d] != '/')
-                return 0;
-        comp = s + d + 1;
-        len = strcspn(comp, "/");
-        if (len < 34 || len > 32 + 1 + 211 || comp[32] != '-' || comp[33] == '.')
-                return 0;
-        for (size_t i = 0; i < 32; i++)
-                if (!is_nix_base32(comp[i]))
-                        return 0;
-        for (size_t i = 33; i < len; i++)
-                if (!is_store_name_char(comp[i]))
-                        return 0;
-        return d + 1 + len;
-}
+/* ---- strings naming the store ------------------------------------------- */
 
 int spec_coerce(ctx *c, const nri_node *n, const char *path, const nri_node **ret) {
         int r = c->host->coerce(c->host->ctx, n, ret, c->err);
@@ -370,7 +193,7 @@ static const char *context_text(ctx *c, const nri_context *k) {
  * read-only evaluation only. */
 int spec_check_context(ctx *c, const nri_node *n, const char *path, const char *s) {
         const nri_context *k = &n->context;
-        size_t len = spec_store_path_length(c->store_dir, s);
+        size_t len = nri_store_path_length(c->store_dir, s);
         const char *store_path = nri_strndup(c->a, s, len);
 
         for (size_t i = 0; i < k->n_paths; i++)
@@ -396,7 +219,7 @@ int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *w
         const char *why, *norm = NULL;
         int r;
 
-        why = spec_normalise_path(c, s, &norm);
+        why = nri_normalise_path(c->a, s, &norm);
         if (why)
                 return FAIL(c, n, "%s: %s %s %s", path, what, spec_quote(c, s), why);
         if (!n->has_context)
@@ -404,7 +227,7 @@ int spec_store_string(ctx *c, const nri_node *n, const char *path, const char *w
                             "%s: %s %s is a string without store context, so the image could not depend on "
                             "it; use a path literal (./file), a derivation or \"${drv}/…\"",
                             path, what, spec_quote(c, s));
-        if (!spec_store_path_length(c->store_dir, norm))
+        if (!nri_store_path_length(c->store_dir, norm))
                 return FAIL(c, n, "%s: %s %s is not in the Nix store (%s)", path, what, spec_quote(c, s),
                             c->store_dir);
         r = spec_check_context(c, n, path, norm);
@@ -447,4 +270,26 @@ int spec_expand_percent(ctx *c, const nri_node *n, const char *path, const char 
         *o = 0;
         *ret = out;
         return 0;
+}
+
+/* ---- lists -------------------------------------------------------------- */
+
+void *spec_grow(ctx *c, void *items, size_t n, size_t *cap, size_t size) {
+        void *p;
+
+        if (n < *cap)
+                return items;
+        *cap = *cap ? *cap * 2 : 4;
+        p = nri_alloc(c->a, *cap * size);
+        if (n)
+                memcpy(p, items, n * size);
+        return p;
+}
+
+void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const nri_node ***nodes,
+                   size_t *cap_nodes, const char *source, const char *target, const nri_node *node) {
+        *items = spec_grow(c, *items, *n, cap, sizeof(nri_copy));
+        *nodes = spec_grow(c, *nodes, *n, cap_nodes, sizeof(nri_node *));
+        (*nodes)[*n] = node;
+        (*items)[(*n)++] = (nri_copy){.source = source, .target = target};
 }

@@ -35,7 +35,7 @@
  * `mke2fs -d` merges a source's lost+found, keeping the directory's mode
  * 0700), a file there is an error. */
 extern const char *const nri_ext4_existing_directories[];
-#include "uuid.h"
+#include "nix-repart-image/uuid.h"
 
 #define NRI_EXT4_BLOCK_SIZE 4096
 /* The smallest ext4 systemd-repart 252 accepts (EXT4_MINIMAL_SIZE). */

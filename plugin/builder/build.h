@@ -14,8 +14,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "layout.h"
-#include "spec.h"
+#include "nix-repart-image/layout.h"
+#include "nix-repart-image/spec.h"
 
 typedef struct nri_build_options {
         const cJSON *attrs; /* the whole .attrs.json */
@@ -33,18 +33,3 @@ typedef struct nri_build_options {
 /* 0, or a negative errno after a message on stderr that names the
  * partition and what failed. */
 int nri_build(const nri_build_options *o);
-
-/* The layout's view of a partition: its sizes, paddings, weights and
- * priority from the spec; content_min (what its content needs) is the
- * caller's to set.  What nri_build() lays out. */
-static inline nri_layout_part nri_build_layout_part(const nri_partition *p) {
-        return (nri_layout_part){
-            .size_min = p->size_min,
-            .size_max = p->size_max,
-            .padding_min = p->padding_min,
-            .padding_max = p->padding_max,
-            .weight = p->weight,
-            .padding_weight = p->padding_weight,
-            .priority = p->priority,
-        };
-}

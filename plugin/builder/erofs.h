@@ -56,7 +56,7 @@
 #include <stdint.h>
 
 #include "plan.h"
-#include "uuid.h"
+#include "nix-repart-image/uuid.h"
 
 #define NRI_EROFS_BLOCK_SIZE 4096
 #define NRI_EROFS_LABEL_MAX 16

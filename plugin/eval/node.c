@@ -1,5 +1,5 @@
 /* node.c: looking things up in the value tree. */
-#include "nix-repart-image/node.h"
+#include "node.h"
 
 #include <string.h>
 

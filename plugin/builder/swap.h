@@ -30,7 +30,7 @@
 
 #include <stdint.h>
 
-#include "uuid.h"
+#include "nix-repart-image/uuid.h"
 
 #define NRI_SWAP_PAGE_SIZE 4096
 /* mkswap refuses fewer than 10 pages ("swap space needs to be at least

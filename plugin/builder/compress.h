@@ -6,7 +6,7 @@
  * output depends only on the input and the level. */
 #pragma once
 
-#include "spec.h"
+#include "nix-repart-image/spec.h"
 
 /* The suffix the compressed file gets: ".zst" or ".xz". */
 const char *nri_compress_suffix(nri_compression c);

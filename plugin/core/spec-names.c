@@ -1,6 +1,7 @@
-/* split-name.c: SplitName= expanded, as systemd-repart's split_name_printf()
- * does it: the evaluator checks the names are unique, the builder names the
- * split files with them, and both expand them here. */
+/* spec-names.c: the names a spec gives the files the builder writes: the
+ * image's, and each split partition's (SplitName= expanded as
+ * systemd-repart's split_name_printf() does it).  The evaluator checks the
+ * names, the builder names its files with them: both make them here. */
 #include <stdio.h>
 
 #include "nix-repart-image/spec.h"
@@ -45,4 +46,10 @@ const char *nri_split_name_expand(nri_arena *a, const nri_partition *p, unsigned
                 out = nri_printf(a, "%s%s", out, add);
         }
         return out;
+}
+
+char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec) {
+        if (spec->version)
+                return nri_printf(a, "%s_%s.raw", spec->name, spec->version);
+        return nri_printf(a, "%s.raw", spec->name);
 }

@@ -7,28 +7,8 @@
 #include <string.h>
 
 #include "nix-repart-image/fat-names.h"
-#include "spec-internal.h"
-
-/* ---- the lists a partition is filled from ------------------------------- */
-
-/* An arena array that doubles when full. */
-void *spec_grow(ctx *c, void *items, size_t n, size_t *cap, size_t size) {
-        void *p;
-
-        if (n < *cap)
-                return items;
-        *cap = *cap ? *cap * 2 : 4;
-        p = nri_alloc(c->a, *cap * size);
-        if (n)
-                memcpy(p, items, n * size);
-        return p;
-}
-
-void spec_add_copy(ctx *c, nri_copy **items, size_t *n, size_t *cap, const char *source, const char *target,
-                   const nri_node *node) {
-        *items = spec_grow(c, *items, *n, cap, sizeof(nri_copy));
-        (*items)[(*n)++] = (nri_copy){.source = source, .target = target, .node = node};
-}
+#include "partition-contents.h"
+#include "validate.h"
 
 /* ---- partitions: contents ----------------------------------------------- */
 
@@ -71,7 +51,7 @@ static int content_target(ctx *c, const nri_node *n, const char *path, const cha
         r = spec_expand_percent(c, n, path, target, &expanded);
         if (r < 0)
                 return r;
-        why = spec_normalise_path(c, expanded, ret);
+        why = nri_normalise_path(c->a, expanded, ret);
         if (why)
                 return FAIL(c, n, "%s: the target %s %s", path, spec_quote(c, target), why);
         return 0;
@@ -106,7 +86,8 @@ static int parse_content(ctx *c, part_state *s, const char *cpath, const nri_att
         r = content_source(c, src, spec_path_join(c, path, "source"), &source);
         if (r < 0)
                 return r;
-        spec_add_copy(c, &p->contents, &p->n_contents, &s->cap_contents, source, target, at->value);
+        spec_add_copy(c, &p->contents, &p->n_contents, &s->cap_contents, &s->content_nodes,
+                      &s->cap_content_nodes, source, target, at->value);
         return 0;
 }
 
@@ -150,7 +131,7 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
                         return r;
                 break;
         case NRI_STRING:
-                why = spec_normalise_path(c, n->str.s, &s);
+                why = nri_normalise_path(c->a, n->str.s, &s);
                 if (why)
                         return FAIL(c, n, "%s: %s %s", path, spec_quote(c, n->str.s), why);
                 break;
@@ -158,7 +139,7 @@ static int store_path_element(ctx *c, const nri_node *n, const char *path, const
                 return FAIL(c, n, "%s: expected a derivation or a store path, got %s", path,
                             nri_kind_describe(n->kind));
         }
-        len = spec_store_path_length(c->store_dir, s);
+        len = nri_store_path_length(c->store_dir, s);
         if (!len)
                 return FAIL(c, n, "%s: %s is not a store path (%s/<hash>-<name>)", path, spec_quote(c, s),
                             c->store_dir);
@@ -232,7 +213,7 @@ int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
         if (n->has_context)
                 return FAIL(c, n, "%s: %s refers to the store; the prefix is a directory inside the image",
                             ppath, spec_quote(c, n->str.s));
-        why = spec_normalise_path(c, n->str.s, &s->p->nix_store_prefix);
+        why = nri_normalise_path(c->a, n->str.s, &s->p->nix_store_prefix);
         if (why)
                 return FAIL(c, n, "%s: %s %s", ppath, spec_quote(c, n->str.s), why);
         if (strip && !streq(s->p->nix_store_prefix, "/"))
@@ -309,10 +290,10 @@ int spec_check_fat_names(ctx *c, part_state *s) {
                 add_fat_target(
                     c, &t, &n, &cap, p->contents[i].target,
                     spec_path_join(c, spec_path_join(c, s->path, "contents"), p->contents[i].target),
-                    p->contents[i].node);
+                    s->content_nodes[i]);
         for (size_t i = 0; i < p->n_copy_files; i++)
                 add_fat_target(c, &t, &n, &cap, p->copy_files[i].target,
-                               spec_path_join(c, s->cfg_path, "CopyFiles"), p->copy_files[i].node);
+                               spec_path_join(c, s->cfg_path, "CopyFiles"), s->copy_nodes[i]);
         for (size_t i = 0; i < p->n_make_directories; i++)
                 add_fat_target(c, &t, &n, &cap, p->make_directories[i],
                                spec_path_join(c, s->cfg_path, "MakeDirectories"), s->dir_nodes[i]);

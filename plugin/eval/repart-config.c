@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "nix-repart-image/parse.h"
-#include "spec-internal.h"
+#include "repart-config.h"
+#include "validate.h"
 
 /* ---- repartConfig: the keys --------------------------------------------- */
 
@@ -37,7 +38,7 @@ static int key_label(ctx *c, part_state *s, const key_value *kv) {
         r = spec_expand_percent(c, kv->node, kv->path, kv->text, &label);
         if (r < 0)
                 return r;
-        why = spec_why_not_label(c, label);
+        why = nri_why_not_label(c->a, label);
         if (why)
                 return FAIL(c, kv->node, "%s: %s", kv->path, why);
         s->p->label = label;
@@ -132,7 +133,7 @@ static int key_size(ctx *c, part_state *s, const key_value *kv) {
                     "%s: cannot parse %s as a size: expected a number of bytes with an optional K, M, G, "
                     "T, P or E suffix (powers of 1024), e.g. \"96M\"",
                     kv->path, spec_quote(c, kv->text));
-        rounded = is_max ? nri_round_up(v, SIZE_GRAIN) : nri_round_down(v, SIZE_GRAIN);
+        rounded = is_max ? nri_round_up(v, NRI_SIZE_GRAIN) : nri_round_down(v, NRI_SIZE_GRAIN);
         if (rounded >= NRI_SIZE_LIMIT)
                 return FAIL(c, kv->node, "%s: %s is too large (the limit is 8 PiB)", kv->path,
                             spec_quote(c, kv->text));
@@ -207,10 +208,11 @@ static int key_copy_files(ctx *c, part_state *s, const key_value *kv) {
         r = spec_expand_percent(c, kv->node, kv->path, raw_target, &target);
         if (r < 0)
                 return r;
-        why = spec_normalise_path(c, target, &target);
+        why = nri_normalise_path(c->a, target, &target);
         if (why)
                 return FAIL(c, kv->node, "%s: the target %s %s", kv->path, spec_quote(c, raw_target), why);
-        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, source, target, kv->node);
+        spec_add_copy(c, &s->p->copy_files, &s->p->n_copy_files, &s->cap_copy, &s->copy_nodes,
+                      &s->cap_copy_nodes, source, target, kv->node);
         return 0;
 }
 
@@ -259,7 +261,7 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
                 r = spec_expand_percent(c, kv->node, kv->path, word, &dir);
                 if (r < 0)
                         return r;
-                why = spec_normalise_path(c, dir, &dir);
+                why = nri_normalise_path(c->a, dir, &dir);
                 if (why)
                         return FAIL(c, kv->node, "%s: %s %s", kv->path, spec_quote(c, word), why);
                 p->make_directories =
@@ -335,7 +337,7 @@ static int key_split_name(ctx *c, part_state *s, const key_value *kv) {
                 s->p->split_name = NULL;
                 return 0;
         }
-        why = spec_why_not_split_name(c, kv->text);
+        why = nri_why_not_split_name(c->a, kv->text);
         if (why)
                 return FAIL(c, kv->node, "%s: %s", kv->path, why);
         s->p->split_name = kv->text;

@@ -16,7 +16,7 @@
  * what is decided across partitions (UUIDs, labels, split names); a
  * partition's repartConfig is read in repart-config.c, its contents and
  * storePaths in partition-contents.c. */
-#include "nix-repart-image/spec.h"
+#include "spec-args.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,15 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nix-repart-image/build.h" /* nri_build_layout_part(): what the builder lays out */
-#include "nix-repart-image/ext4.h"  /* NRI_EXT4_MIN_SIZE: the least an ext4 needs */
 #include "nix-repart-image/parse.h"
-#include "spec-internal.h"
+#include "partition-contents.h"
+#include "repart-config.h"
+#include "validate.h"
 
 /* ---- top level ---------------------------------------------------------- */
 
 static int check_file_name_part(ctx *c, const nri_node *n, const char *path) {
-        const char *why = spec_why_not_file_name_part(c, n->str.s);
+        const char *why = nri_why_not_file_name_part(c->a, n->str.s);
 
         return why ? FAIL(c, n, "%s: %s", path, why) : 0;
 }
@@ -149,7 +149,7 @@ static int parse_image_size(ctx *c, const nri_node *args) {
                 return FAIL(c, n, "imageSize: expected \"auto\", a size string or an integer, got %s",
                             nri_kind_describe(n->kind));
         }
-        rounded = nri_round_up(v, SIZE_GRAIN);
+        rounded = nri_round_up(v, NRI_SIZE_GRAIN);
         if (rounded == 0)
                 return FAIL(c, n, "imageSize: a size of 0 is too small");
         if (rounded >= NRI_SIZE_LIMIT)
@@ -252,7 +252,7 @@ static int parse_architecture(ctx *c, const nri_node *args) {
 /* ---- partitions: one ---------------------------------------------------- */
 
 static int check_partition_name(ctx *c, const nri_attr *at, const char *path) {
-        const char *why = spec_why_not_partition_name(c, at->name);
+        const char *why = nri_why_not_partition_name(c->a, at->name);
 
         return why ? FAIL(c, at->value, "%s: %s", path, why) : 0;
 }
@@ -264,7 +264,6 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
         int r;
 
         *p = (nri_partition){
-            .node = pn,
             .id = p->id,
             .partno = p->partno,
             .weight = 1000,
@@ -400,7 +399,7 @@ static int check_split_names(ctx *c, part_state *st) {
         nri_partition *ps = c->spec->partitions;
 
         for (size_t i = 0; i < c->spec->n_partitions; i++) {
-                const nri_node *where = st[i].split_node ? st[i].split_node : ps[i].node;
+                const nri_node *where = st[i].split_node ? st[i].split_node : st[i].node;
 
                 if (!ps[i].split_name)
                         continue;
@@ -433,11 +432,11 @@ static int check_fat_label(ctx *c, part_state *st, size_t i) {
                 return 0;
         r = nri_vfat_mangle_label(p->label, &fat);
         if (r < 0)
-                return FAIL(c, st[i].label_node ? st[i].label_node : p->node,
+                return FAIL(c, st[i].label_node ? st[i].label_node : st[i].node,
                             "%s.Label: %s cannot be a FAT label", st[i].cfg_path, spec_quote(c, p->label));
         why = nri_vfat_label_problem(fat);
         if (why)
-                r = FAIL(c, st[i].label_node ? st[i].label_node : p->node,
+                r = FAIL(c, st[i].label_node ? st[i].label_node : st[i].node,
                          "%s.Label: %s is the FAT label %s (FAT keeps 11 upper-case ASCII characters, as "
                          "systemd-repart makes them), which %s",
                          st[i].cfg_path, spec_quote(c, p->label), spec_quote(c, fat), why);
@@ -478,16 +477,15 @@ static int check_layout(ctx *c, part_state *st, const nri_node *args) {
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                parts[i] = nri_build_layout_part(&c->spec->partitions[i]);
-                parts[i].content_min =
-                    c->spec->partitions[i].format == NRI_FORMAT_EXT4 ? NRI_EXT4_MIN_SIZE : 0;
+                parts[i] = nri_spec_layout_part(&c->spec->partitions[i]);
+                parts[i].content_min = nri_format_min_size(c->spec->partitions[i].format);
         }
         r = nri_layout_compute(parts, n, c->spec->sector_size, c->spec->image_size, NULL, &failed, err,
                                sizeof(err));
         if (r >= 0)
                 return 0;
         if (failed < n) {
-                nri_layout_part alone = nri_build_layout_part(&c->spec->partitions[failed]);
+                nri_layout_part alone = nri_spec_layout_part(&c->spec->partitions[failed]);
                 char err_alone[512] = "";
 
                 /* Too large for its own SizeMaxBytes=, whatever the image, or
@@ -495,13 +493,12 @@ static int check_layout(ctx *c, part_state *st, const nri_node *args) {
                 alone.content_min = parts[failed].content_min;
                 if (nri_layout_compute(&alone, 1, c->spec->sector_size, NRI_LAYOUT_UNSET, NULL, NULL,
                                        err_alone, sizeof(err_alone)) < 0)
-                        return FAIL(c,
-                                    st[failed].size_node[SZ_MAX] ? st[failed].size_node[SZ_MAX]
-                                                                 : st[failed].p->node,
-                                    "%s.SizeMaxBytes: the partition %s", st[failed].cfg_path, err_alone);
+                        return FAIL(
+                            c, st[failed].size_node[SZ_MAX] ? st[failed].size_node[SZ_MAX] : st[failed].node,
+                            "%s.SizeMaxBytes: the partition %s", st[failed].cfg_path, err_alone);
                 if (image_size)
                         return FAIL(c, image_size, "imageSize: %s %s", st[failed].path, err);
-                return FAIL(c, st[failed].p->node, "%s: %s", st[failed].path, err);
+                return FAIL(c, st[failed].node, "%s: %s", st[failed].path, err);
         }
         if (image_size)
                 return FAIL(c, image_size, "imageSize: %s", err);
@@ -551,6 +548,7 @@ static int parse_partitions(ctx *c, const nri_node *args) {
         st = nri_alloc(c->a, n->attrs.n * sizeof(part_state));
         for (size_t i = 0; i < n->attrs.n; i++) {
                 st[i].p = &c->spec->partitions[i];
+                st[i].node = order[i]->value;
                 st[i].path = spec_path_join(c, "partitions", order[i]->name);
                 st[i].cfg_path = spec_path_join(c, st[i].path, "repartConfig");
                 st[i].p->id = order[i]->name;
@@ -625,10 +623,4 @@ int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host,
         nri_uuid_disk(&c.spec->seed, &c.spec->disk_uuid);
         *ret = c.spec;
         return 0;
-}
-
-char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec) {
-        if (spec->version)
-                return nri_printf(a, "%s_%s.raw", spec->name, spec->version);
-        return nri_printf(a, "%s.raw", spec->name);
 }

@@ -50,7 +50,7 @@
 
 #include <stdint.h>
 
-#include "uuid.h"
+#include "nix-repart-image/uuid.h"
 
 #define NRI_VERITY_SALT_SIZE 32      /* systemd-repart's salt: a SHA-256 HMAC */
 #define NRI_VERITY_ROOT_HASH_SIZE 32 /* SHA-256 */
