@@ -14,6 +14,7 @@
 
 #include "arena.h"
 #include "error.h"
+#include "file-systems.h"
 #include "labels.h"
 #include "layout.h"
 #include "string-table.h"
@@ -25,14 +26,6 @@
 #define NRI_SIZE_LIMIT (UINT64_C(1) << 53)
 #define NRI_SIZE_UNSET UINT64_MAX
 #define NRI_WEIGHT_MAX UINT32_C(1000000)
-
-typedef enum nri_format {
-        NRI_FORMAT_NONE, /* no Format=: the partition is left unformatted */
-        NRI_FORMAT_EXT4,
-        NRI_FORMAT_VFAT,
-        _NRI_FORMAT_MAX,
-        _NRI_FORMAT_INVALID = -EINVAL,
-} nri_format;
 
 typedef enum nri_minimize {
         NRI_MINIMIZE_OFF,
@@ -50,7 +43,6 @@ typedef enum nri_compression {
         _NRI_COMPRESSION_INVALID = -EINVAL,
 } nri_compression;
 
-NRI_DECLARE_STRING_TABLE_LOOKUP(nri_format, nri_format);           /* "ext4", "vfat"; NONE: NULL */
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);       /* "off", "best", "guess" */
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_compression, nri_compression); /* "zstd", "xz"; NONE: NULL */
 /* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
@@ -113,10 +105,6 @@ typedef struct nri_spec {
         nri_partition *partitions; /* in name order */
         size_t n_partitions;
 } nri_spec;
-
-/* The least a file system of format `f` needs (ext4: 1 MiB), before any
- * content: what the layout reserves for it. */
-uint64_t nri_format_min_size(nri_format f);
 
 /* The layout's view of a partition: its sizes, paddings, weights and
  * priority; content_min (what its content needs) is the caller's to set. */

@@ -14,14 +14,13 @@
 #include <unistd.h>
 
 #include "compress.h"
-#include "ext4.h"
+#include "fs.h"
 #include "gpt.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 #include "nix-repart-image/spec-rules.h"
 #include "output-json.h"
 #include "plan.h"
-#include "vfat.h"
 
 #define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
 
@@ -31,10 +30,8 @@ typedef struct build {
         nri_arena *a;
         nri_spec *spec;
         nri_plan *plans;         /* one per partition */
+        nri_fs_part *fs;         /* one per partition: its file system (fs.h) */
         nri_layout_part *layout; /* one per partition */
-        /* One per partition: its files with no block of zeros, found while
-         * measuring (ext4 with Minimize=guess), so not read a second time. */
-        nri_plan_dense *dense;
         nri_layout_disk disk;
         const char *image;   /* $out/<imageFile> */
         const char *partial; /* where it is written until complete */
@@ -192,8 +189,8 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
          * make the image depend on the machine's store, not on the closure. */
         plan->ignore_hardlinks = true;
         plan->store_dir = b->spec->store_dir;
-        if (p->format == NRI_FORMAT_EXT4)
-                plan->existing = nri_ext4_existing_directories;
+        if (nri_fs_type_of(p->format))
+                plan->existing = nri_fs_type_of(p->format)->existing;
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;
@@ -208,50 +205,17 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
 
 /* ---- sizes -------------------------------------------------------------- */
 
-/* The smallest size the partition's file system and content need. */
-static int content_min(build *b, size_t i, uint64_t *ret) {
-        const nri_partition *p = &b->spec->partitions[i];
-        nri_plan_stats st;
-        int r;
-
-        *ret = 0;
-        if (p->format == NRI_FORMAT_EXT4)
-                *ret = NRI_EXT4_MIN_SIZE;
-        if (p->minimize != NRI_MINIMIZE_GUESS)
-                return 0;
-        r = nri_plan_measure(&b->plans[i], &st, p->format == NRI_FORMAT_EXT4 ? &b->dense[i] : NULL);
-        if (r < 0) {
-                log_error("partition %s: cannot read its content: %s", partition_name(p), strerror(-r));
-                return r;
-        }
-        if (p->format == NRI_FORMAT_EXT4)
-                r = nri_ext4_min_size(&st, ret);
-        else if (p->format == NRI_FORMAT_VFAT)
-                r = nri_vfat_min_size(&st, b->spec->sector_size, ret);
-        if (r < 0)
-                log_error("partition %s: cannot work out the size of its content: %s", partition_name(p),
-                          strerror(-r));
-        if (b->o->verbose && r >= 0)
-                fprintf(stderr,
-                        "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
-                        " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
-                        partition_name(p), st.files, st.bytes, *ret);
-        return r;
-}
-
 static int lay_out(build *b) {
         size_t failed = SIZE_MAX;
         char err[512] = "";
         int r;
 
         b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
-        b->dense = nri_alloc(b->a, sizeof(nri_plan_dense) * b->spec->n_partitions);
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
-                const nri_partition *p = &b->spec->partitions[i];
                 nri_layout_part *l = &b->layout[i];
 
-                *l = nri_spec_layout_part(p);
-                r = content_min(b, i, &l->content_min);
+                *l = nri_spec_layout_part(&b->spec->partitions[i]);
+                r = nri_fs_min_size(&b->fs[i], &l->content_min);
                 if (r < 0)
                         return r;
         }
@@ -269,72 +233,34 @@ static int lay_out(build *b) {
 
 /* ---- file systems ------------------------------------------------------- */
 
-static void progress(void *ctx, uint64_t files, uint64_t bytes) {
-        const nri_partition *p = ctx;
+/* What each partition's file-system writer is given (fs.h). */
+static void describe_file_systems(build *b) {
+        b->fs = nri_alloc(b->a, sizeof(nri_fs_part) * b->spec->n_partitions);
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
 
-        if (files % 1000 == 0)
-                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64 " MiB\n",
-                        partition_name(p), files, bytes >> 20);
-}
-
-static int write_ext4(build *b, size_t i) {
-        const nri_partition *p = &b->spec->partitions[i];
-        const nri_layout_part *l = &b->layout[i];
-        const nri_plan *plan = &b->plans[i];
-        nri_ext4_options o = {
-            .uuid = p->fs_uuid,
-            .label = p->label,
-            .timestamp = plan->mtime,
-            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
-            .progress = b->o->verbose ? progress : NULL,
-            .progress_ctx = (void *)p,
-            .dense = &b->dense[i],
-        };
-
-        /* systemd-repart leaves the directory hash seed to mke2fs, which
-         * draws it at random; ours is derived so the image is reproducible. */
-        nri_uuid_derive(&p->fs_uuid, "directory-hash-seed", strlen("directory-hash-seed"), &o.hash_seed);
-        return nri_ext4_write(b->partial, l->offset, l->size, &o, plan);
-}
-
-static int write_vfat(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
-        nri_vfat_options o = {
-            .volume_id = nri_uuid_vfat_volume_id(&p->fs_uuid),
-            .label = p->label,
-            /* The image's sector size, as newer systemd-repart passes
-             * it (252 formats with 512 whatever the image has): firmware
-             * on a 4Kn disk expects the FAT's sectors to match. */
-            .sector_size = b->spec->sector_size,
-            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
-        };
-
-        return nri_vfat_write(b->partial, l->offset, l->size, &o, plan);
+                b->fs[i] = (nri_fs_part){
+                    .spec = b->spec,
+                    .p = p,
+                    .type = nri_fs_type_of(p->format),
+                    .plan = &b->plans[i],
+                    .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
+                    .mtools = b->o->mtools,
+                    .verbose = b->o->verbose,
+                };
+        }
 }
 
 static int write_file_systems(build *b) {
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
-                const nri_partition *p = &b->spec->partitions[i];
-                const nri_layout_part *l = &b->layout[i];
-                int r = 0;
+                int r;
 
-                if (l->dropped)
+                if (b->layout[i].dropped)
                         continue;
-                if (b->o->verbose && p->format != NRI_FORMAT_NONE)
-                        fprintf(stderr,
-                                "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64
-                                "\n",
-                                partition_name(p), nri_format_to_string(p->format), l->size, l->offset);
-                if (p->format == NRI_FORMAT_EXT4)
-                        r = write_ext4(b, i);
-                else if (p->format == NRI_FORMAT_VFAT)
-                        r = write_vfat(b, p, l, &b->plans[i]);
-                if (r == -ENOSPC && p->minimize == NRI_MINIMIZE_OFF)
-                        log_error("partition %s: its content does not fit in its %" PRIu64 " bytes: raise "
-                                  "SizeMinBytes= or set Minimize = \"guess\"",
-                                  partition_name(p), l->size);
-                else if (r < 0)
-                        log_error("partition %s: writing its %s file system failed", partition_name(p),
-                                  nri_format_to_string(p->format));
+                b->fs[i].image = b->partial;
+                b->fs[i].offset = b->layout[i].offset;
+                b->fs[i].size = b->layout[i].size;
+                r = nri_fs_write(&b->fs[i]);
                 if (r < 0)
                         return r;
         }
@@ -600,6 +526,8 @@ int nri_build(const nri_build_options *o) {
                 b.plans = nri_alloc(b.a, sizeof(nri_plan) * b.spec->n_partitions);
                 for (size_t i = 0; r >= 0 && i < b.spec->n_partitions; i++)
                         r = plan_partition(&b, &b.spec->partitions[i], &b.plans[i]);
+                if (r >= 0)
+                        describe_file_systems(&b);
         }
         if (r >= 0)
                 r = lay_out(&b);
@@ -628,8 +556,8 @@ int nri_build(const nri_build_options *o) {
                 unlink(b.partial);
         if (r < 0 && b.image && !b.partial)
                 remove_outputs(&b);
-        for (size_t i = 0; b.dense && i < b.spec->n_partitions; i++)
-                nri_plan_dense_free(&b.dense[i]);
+        for (size_t i = 0; b.fs && i < b.spec->n_partitions; i++)
+                nri_fs_part_done(&b.fs[i]);
         if (r >= 0 && o->verbose)
                 fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image,
                         b.disk.image_size);

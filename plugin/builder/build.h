@@ -16,6 +16,7 @@
 
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec.h"
+#include "vfat.h"
 
 typedef struct nri_build_options {
         const cJSON *attrs; /* the whole .attrs.json */
@@ -28,6 +29,8 @@ typedef struct nri_build_options {
         long long mtime;
         /* Progress lines on stderr. */
         bool verbose;
+        /* How mformat runs (vfat.h); NULL: from PATH. */
+        const nri_mtools *mtools;
 } nri_build_options;
 
 /* 0, or a negative errno after a message on stderr that names the

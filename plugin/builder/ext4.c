@@ -23,6 +23,7 @@
  * The block allocator's goal moves forward from the start of the file
  * system, so content is packed in the order of the walk. */
 #include "ext4.h"
+#include "fs.h"
 #include "nix-repart-image/utf8.h"
 #include "worker.h"
 
@@ -1035,8 +1036,6 @@ static int on_hardlink(void *ctx, const nri_entry *e) {
         return add_links(w, ino, false, e->target);
 }
 
-const char *const nri_ext4_existing_directories[] = {"/lost+found", NULL};
-
 /* ---- mke2fs's steps after the tables ---- */
 
 static int make_base(writer *w, const struct ext2fs_journal_params *jp, blk64_t overhead) {
@@ -1379,3 +1378,34 @@ int nri_ext4_min_size(const nri_plan_stats *st, uint64_t *ret) {
         }
         return -EOVERFLOW;
 }
+
+/* ---- the file-system table's writer (fs.h) ---- */
+
+static int guess_size(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret) {
+        (void)fp;
+        return nri_ext4_min_size(st, ret);
+}
+
+static int write_fs(const nri_fs_part *fp) {
+        const nri_partition *p = fp->p;
+        nri_ext4_options o = {
+            .uuid = p->fs_uuid,
+            .label = p->label,
+            .timestamp = fp->plan->mtime,
+            .what = fp->what,
+            .progress = fp->verbose ? nri_fs_progress : NULL,
+            .progress_ctx = (void *)fp,
+            .dense = &fp->dense,
+        };
+
+        /* systemd-repart leaves the directory hash seed to mke2fs, which
+         * draws it at random; ours is derived so the image is reproducible. */
+        nri_uuid_derive(&p->fs_uuid, "directory-hash-seed", strlen("directory-hash-seed"), &o.hash_seed);
+        return nri_ext4_write(fp->image, fp->offset, fp->size, &o, fp->plan);
+}
+
+const nri_fs_writer nri_ext4_fs = {
+    .guess_size = guess_size,
+    .write = write_fs,
+    .wants_dense = true,
+};

@@ -29,17 +29,10 @@
 
 #include "plan.h"
 
-/* The directories an ext4 has before anything is copied into it, for
- * nri_plan.existing: /lost+found.  A plan written by nri_ext4_write() has
- * these (or none): a directory copied or made there merges into it (as
- * `mke2fs -d` merges a source's lost+found, keeping the directory's mode
- * 0700), a file there is an error. */
-extern const char *const nri_ext4_existing_directories[];
+#include "nix-repart-image/file-systems.h" /* NRI_EXT4_MIN_SIZE, nri_ext4_existing */
 #include "nix-repart-image/uuid.h"
 
 #define NRI_EXT4_BLOCK_SIZE 4096
-/* The smallest ext4 systemd-repart 252 accepts (EXT4_MINIMAL_SIZE). */
-#define NRI_EXT4_MIN_SIZE (UINT64_C(1024) * 1024)
 /* s_volume_name holds 16 bytes. */
 #define NRI_EXT4_LABEL_MAX 16
 

@@ -21,6 +21,7 @@
  * program but mformat runs (a short one, which cannot outlive the builder:
  * run()). */
 #include "vfat.h"
+#include "fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -307,8 +308,8 @@ int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *
 
 /* ---- running mformat --------------------------------------------------- */
 
-static int find_program(const char *name, const char *what, char **ret) {
-        const char *dir = getenv("NRI_MTOOLS_DIR");
+static int find_program(const nri_mtools *mt, const char *name, const char *what, char **ret) {
+        const char *dir = mt ? mt->dir : NULL;
         const char *path;
 
         if (dir && *dir) {
@@ -356,7 +357,7 @@ static int find_program(const char *name, const char *what, char **ret) {
  * files irrelevant.  SOURCE_DATE_EPOCH is mtools' "now" (every timestamp it
  * writes); TZ=UTC0 because FAT stores local time; the UTF-8 locale is how
  * mtools reads names from argv (it calls setlocale(LC_ALL, "")). */
-static char **make_env(int64_t mtime) {
+static char **make_env(const nri_mtools *mt, int64_t mtime) {
         static const char *const fixed[] = {
             "HOME=/nonexistent",
             "MTOOLSRC=/dev/null",
@@ -386,8 +387,8 @@ static char **make_env(int64_t mtime) {
                 return NULL;
         }
         /* Where a bundled mtools finds the locale and code page 437 (main.c). */
-        for (size_t i = 0, k = n + 2; i < 2; i++) {
-                const char *var = i ? "GCONV_PATH" : "LOCPATH", *val = getenv(var);
+        for (size_t i = 0, k = n + 2; mt && i < 2; i++) {
+                const char *var = i ? "GCONV_PATH" : "LOCPATH", *val = i ? mt->gconv_path : mt->locpath;
 
                 if (val && *val && asprintf(&env[k], "%s=%s", var, val) >= 0)
                         k++;
@@ -419,8 +420,9 @@ static void free_env(char **env) {
  * getppid().  Run by hand from a terminal, the program could stop to ask
  * on it: it gives up the controlling terminal (TIOCNOTTY), which is all
  * that a new session was for. */
-static int run(char *const *argv, char *const *env, const char *what, const char *doing) {
-        const char *loader = getenv("NRI_MTOOLS_LOADER"), *libs = getenv("NRI_MTOOLS_LIBRARY_PATH");
+static int run(const nri_mtools *mt, char *const *argv, char *const *env, const char *what,
+               const char *doing) {
+        const char *loader = mt ? mt->loader : NULL, *libs = mt ? mt->library_path : NULL;
         char **largv = NULL, *const *args = argv;
         size_t printed = 0;
         int r, status, out[2];
@@ -428,9 +430,9 @@ static int run(char *const *argv, char *const *env, const char *what, const char
         char buf[4096];
         ssize_t n;
 
-        /* With NRI_MTOOLS_LOADER (a bundle's, main.c), as
-         * `LOADER --library-path NRI_MTOOLS_LIBRARY_PATH argv…`: the bundle's
-         * programs are not patched to find its loader and libraries. */
+        /* With a loader (a bundle's, main.c), as `LOADER --library-path
+         * LIBRARY_PATH argv…`: the bundle's programs are not patched to find
+         * its loader and libraries. */
         if (loader && *loader) {
                 size_t argc = 0;
 
@@ -969,8 +971,8 @@ static int copy_symlink(void *ctx, const nri_entry *e) {
 
 /* ---- the whole --------------------------------------------------------- */
 
-static int do_mformat(const char *prog, const char *image, const nri_vfat_geometry *g, uint32_t volume_id,
-                      const char *label, char **env, const char *what) {
+static int do_mformat(const nri_mtools *mt, const char *prog, const char *image, const nri_vfat_geometry *g,
+                      uint32_t volume_id, const char *label, char **env, const char *what) {
         char ss[16], total[16], heads[16], spt[16], cluster[16], reserved[16], fatlen[16], root[16], id[16],
             media[8];
         char *argv[40];
@@ -1024,7 +1026,7 @@ static int do_mformat(const char *prog, const char *image, const nri_vfat_geomet
         }
         argv[n++] = "::";
         argv[n] = NULL;
-        return run(argv, env, what, "formatting the file system");
+        return run(mt, argv, env, what, "formatting the file system");
 }
 
 /* mtools passes a device name through /bin/sh when it contains any of these
@@ -1172,15 +1174,15 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
 
         /* Then the file system, by mformat; then what goes in it. */
         if (r >= 0)
-                r = find_program("mformat", w.what, &mformat);
+                r = find_program(o->mtools, "mformat", w.what, &mformat);
         if (r >= 0) {
-                env = make_env(mtime);
+                env = make_env(o->mtools, mtime);
                 r = env ? 0 : -ENOMEM;
         }
         if (r >= 0)
                 r = image_spec(image_path, offset, &image, &tmpdir, w.what);
         if (r >= 0)
-                r = do_mformat(mformat, image, &g, o->volume_id, label, env, w.what);
+                r = do_mformat(o->mtools, mformat, image, &g, o->volume_id, label, env, w.what);
         if (r >= 0) {
                 w.fd = open(image_path, O_RDWR | O_CLOEXEC);
                 w.offset = offset;
@@ -1221,3 +1223,29 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
         writer_done(&w);
         return r;
 }
+
+/* ---- the file-system table's writer (fs.h) ---- */
+
+static int guess_size(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret) {
+        return nri_vfat_min_size(st, fp->spec->sector_size, ret);
+}
+
+static int write_fs(const nri_fs_part *fp) {
+        nri_vfat_options o = {
+            .volume_id = nri_uuid_vfat_volume_id(&fp->p->fs_uuid),
+            .label = fp->p->label,
+            /* The image's sector size, as newer systemd-repart passes it
+             * (252 formats with 512 whatever the image has): firmware on a
+             * 4Kn disk expects the FAT's sectors to match. */
+            .sector_size = fp->spec->sector_size,
+            .what = fp->what,
+            .mtools = fp->mtools,
+        };
+
+        return nri_vfat_write(fp->image, fp->offset, fp->size, &o, fp->plan);
+}
+
+const nri_fs_writer nri_vfat_fs = {
+    .guess_size = guess_size,
+    .write = write_fs,
+};

@@ -50,9 +50,9 @@
  * Hard links become separate copies of the data.  Mode bits and owners are
  * not kept (FAT has none); every file is a plain archive file.
  *
- * Program: $NRI_MTOOLS_DIR/mformat when NRI_MTOOLS_DIR is set, else the
- * first on PATH; it runs in the builder's process group and is killed with
- * it.  Tested with mtools 4.0.32 (which has SOURCE_DATE_EPOCH and
+ * Program: mformat in nri_mtools.dir when set, else the first on PATH; it
+ * runs in the builder's process group and is killed with it.  Tested with mtools 4.0.32 (which has
+ * SOURCE_DATE_EPOCH and
  * "-i image@@offset"). */
 #pragma once
 
@@ -64,6 +64,20 @@
 /* FAT's limits on timestamps (FAT stores local time; we write UTC). */
 #define NRI_VFAT_TIME_MIN INT64_C(315532800)  /* 1980-01-01 00:00:00 */
 #define NRI_VFAT_TIME_MAX INT64_C(4354819198) /* 2107-12-31 23:59:58 */
+
+/* Where mformat is and how it runs (main.c fills this in from the bundle,
+ * or from NRI_MTOOLS_DIR, NRI_MTOOLS_LOADER and NRI_MTOOLS_LIBRARY_PATH). */
+typedef struct nri_mtools {
+        const char *dir; /* holds mformat; NULL: the first on PATH */
+        /* Run as `loader --library-path library_path mformat …` (a bundle's
+         * programs are not patched to find its loader and libraries); NULL:
+         * run directly. */
+        const char *loader;
+        const char *library_path;
+        /* LOCPATH and GCONV_PATH for mformat: the C.UTF-8 locale and code
+         * page 437 it reads names through (NULL: not set). */
+        const char *locpath, *gconv_path;
+} nri_mtools;
 
 typedef struct nri_vfat_options {
         /* The volume id (serial): systemd-repart takes the first 32 bits of
@@ -79,6 +93,8 @@ typedef struct nri_vfat_options {
         /* For messages only: what is being written, e.g. "partition esp"
          * (NULL: "vfat"). */
         const char *what;
+        /* NULL: mformat from PATH, run directly. */
+        const nri_mtools *mtools;
 } nri_vfat_options;
 
 /* The layout mkfs.fat 4.2 chooses for `mkfs.vfat -F 32` on a device of

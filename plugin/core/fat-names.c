@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <wctype.h>
 
+#include "nix-repart-image/file-systems.h"
 #include "nix-repart-image/utf8.h"
 
 locale_t nri_fat_locale(void) {
@@ -139,3 +140,19 @@ char *nri_fat_fold(const char *path, locale_t utf8) {
         *o = '\0';
         return out;
 }
+
+/* ---- the rules of the file-system table (file-systems.h) ---------------- */
+
+static const char *name_problem(const char *name, char *buf, size_t size) {
+        return nri_fat_name_problem(name, nri_fat_locale(), buf, size);
+}
+
+static char *fold(const char *path) {
+        return nri_fat_fold(path, nri_fat_locale());
+}
+
+const nri_name_rules nri_fat_name_rules = {
+    .family = "FAT",
+    .problem = name_problem,
+    .fold = fold,
+};

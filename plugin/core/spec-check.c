@@ -108,21 +108,26 @@ static int check_sizes(checker *k, const char *w, const nri_partition *p) {
         return 0;
 }
 
-/* Format= as spec_check_format() leaves it: implied by content, and what
- * Minimize= needs. */
+/* Format= as the evaluator leaves it: implied by content, holding it, and
+ * what Minimize= needs. */
 static int check_format(checker *k, const char *w, const nri_partition *p) {
-        if (p->format == NRI_FORMAT_NONE &&
-            (p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths))
+        const nri_fs_type *fs = nri_fs_type_of(p->format);
+        bool content = p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths;
+
+        if (!fs && content)
                 return bad(
                     k, nri_printf(k->a, "%sformat", w),
                     "null, but the partition has content to copy (contents, copyFiles, makeDirectories "
-                    "or storePaths); the evaluator makes such a partition ext4");
-        if (p->minimize != NRI_MINIMIZE_OFF && p->format == NRI_FORMAT_NONE)
+                    "or storePaths); the evaluator makes such a partition %s",
+                    nri_format_to_string(NRI_FORMAT_DEFAULT));
+        if (fs && !fs->holds_files && content)
+                return bad(k, nri_printf(k->a, "%sformat", w),
+                           "%s holds no files, but the partition has content to copy", fs->name);
+        if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return bad(k, nri_printf(k->a, "%sminimize", w), "needs a file system to minimize");
-        if (p->minimize == NRI_MINIMIZE_BEST)
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
                 return bad(k, nri_printf(k->a, "%sminimize", w),
-                           "\"best\" needs a read-only file system, which %s is not",
-                           nri_format_to_string(p->format));
+                           "\"best\" needs a read-only file system, which %s is not", fs->name);
         return 0;
 }
 
@@ -138,6 +143,7 @@ static int check_flags(checker *k, const char *w, const nri_partition *p) {
 static int check_partition(checker *k, const nri_spec *s, size_t i) {
         const nri_partition *p = &s->partitions[i];
         const char *w = nri_printf(k->a, "partitions[%zu].", i), *why;
+        const nri_fs_type *fst;
         nri_uuid fs;
         int r;
 
@@ -147,18 +153,10 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
         why = nri_why_not_label(k->a, p->label);
         if (why)
                 return bad(k, nri_printf(k->a, "%slabel", w), "%s", why);
-        if (p->format == NRI_FORMAT_VFAT) {
-                char *fat = NULL;
-
-                if (nri_vfat_mangle_label(p->label, &fat) < 0)
-                        return bad(k, nri_printf(k->a, "%slabel", w), "cannot be a FAT label");
-                why = nri_vfat_label_problem(fat);
-                why = why ? nri_printf(k->a, "is the FAT label %s, which %s", nri_quote(k->a, fat), why)
-                          : NULL;
-                free(fat);
-                if (why)
-                        return bad(k, nri_printf(k->a, "%slabel", w), "%s", why);
-        }
+        fst = nri_fs_type_of(p->format);
+        why = fst && fst->label_problem ? fst->label_problem(k->a, p->label) : NULL;
+        if (why)
+                return bad(k, nri_printf(k->a, "%slabel", w), "%s %s", nri_quote(k->a, p->label), why);
         if (nri_uuid_is_null(&p->uuid))
                 return bad(k, nri_printf(k->a, "%suuid", w), "the null UUID identifies no partition");
         nri_uuid_file_system(&p->uuid, &fs);

@@ -4,18 +4,6 @@
 #include "nix-repart-image/spec.h"
 #include "nix-repart-image/string-table.h"
 
-static const char *const nri_format_table[_NRI_FORMAT_MAX] = {
-    [NRI_FORMAT_EXT4] = "ext4",
-    [NRI_FORMAT_VFAT] = "vfat",
-};
-NRI_DEFINE_STRING_TABLE_LOOKUP(nri_format, nri_format);
-
-uint64_t nri_format_min_size(nri_format f) {
-        /* systemd-repart 252's EXT4_MINIMAL_SIZE; vfat has no minimum of
-         * its own there. */
-        return f == NRI_FORMAT_EXT4 ? UINT64_C(1024) * 1024 : 0;
-}
-
 static const char *const nri_minimize_table[_NRI_MINIMIZE_MAX] = {
     [NRI_MINIMIZE_OFF] = "off",
     [NRI_MINIMIZE_BEST] = "best",

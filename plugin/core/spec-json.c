@@ -106,7 +106,7 @@ static void add_identity(jb *b, cJSON *o, const nri_partition *p) {
         add(b, o, "label", j_str(p->label));
         add(b, o, "uuid", j_uuid(&p->uuid));
         add(b, o, "fsUuid", j_uuid(&p->fs_uuid));
-        if (p->format == NRI_FORMAT_VFAT)
+        if (nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->volume_id)
                 add(b, o, "vfatVolumeId", vfat_volume_id(p));
 }
 

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nix-repart-image/fat-names.h"
 #include "partition-contents.h"
 #include "validate.h"
 
@@ -225,35 +224,39 @@ int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
         return 0;
 }
 
-/* ---- partitions: names FAT cannot hold ---------------------------------- */
+/* ---- partitions: names the file system cannot hold ---------------------- */
 
 /* A path the partition's file system gets, known before anything is built:
  * where it was written, and as which attribute. */
-typedef struct fat_target {
+typedef struct target {
         const char *path; /* absolute, normalised */
-        const char *fold; /* the path as FAT compares it */
+        const char *fold; /* the path as the file system compares it */
         const char *attr;
         const nri_node *node;
-} fat_target;
+} target;
+
+typedef struct targets {
+        target *items;
+        size_t n, cap;
+} targets;
 
 static int by_fold(const void *x, const void *y) {
-        const fat_target *a = x, *b = y;
+        const target *a = x, *b = y;
         int r = strcmp(a->fold, b->fold);
 
         return r ? r : strcmp(a->path, b->path);
 }
 
-static void add_fat_target(ctx *c, fat_target **t, size_t *n, size_t *cap, const char *path,
-                           const char *attr, const nri_node *node) {
-        *t = spec_grow(c, *t, *n, cap, sizeof(fat_target));
-        (*t)[(*n)++] = (fat_target){.path = path, .attr = attr, .node = node};
+static void add_target(ctx *c, targets *t, const char *path, const char *attr, const nri_node *node) {
+        t->items = spec_grow(c, t->items, t->n, &t->cap, sizeof(target));
+        t->items[t->n++] = (target){.path = path, .attr = attr, .node = node};
 }
 
-/* Each name of `t->path`, and each of its directories as a target too:
- * "/EFI/BOOT" and "/efi" cannot both be there. */
-static int check_fat_path(ctx *c, fat_target **t, size_t *n, size_t *cap, size_t i, const char *attr) {
-        const char *path = (*t)[i].path, *what = attr;
-        const nri_node *node = (*t)[i].node;
+/* Each name of target i's path, and each of its directories as a target
+ * too: "/EFI/BOOT" and "/efi" cannot both be there. */
+static int check_path(ctx *c, const nri_fs_type *fs, targets *t, size_t i) {
+        const char *path = t->items[i].path, *attr = t->items[i].attr;
+        const nri_node *node = t->items[i].node;
         char buf[128];
 
         for (const char *p = path; *p;) {
@@ -265,68 +268,73 @@ static int check_fat_path(ctx *c, fat_target **t, size_t *n, size_t *cap, size_t
                 if (!len)
                         break;
                 name = nri_strndup(c->a, p, len);
-                why = nri_fat_name_problem(name, nri_fat_locale(), buf, sizeof(buf));
+                why = fs->names->problem(name, buf, sizeof(buf));
                 if (why)
-                        return FAIL(c, node, "%s: %s: %s (the partition is vfat)", what, spec_quote(c, path),
-                                    why);
+                        return FAIL(c, node, "%s: %s: %s (the partition is %s)", attr, spec_quote(c, path),
+                                    why, fs->name);
                 p += len;
                 if (*p)
-                        add_fat_target(c, t, n, cap, nri_strndup(c->a, path, (size_t)(p - path)), attr,
-                                       node);
+                        add_target(c, t, nri_strndup(c->a, path, (size_t)(p - path)), attr, node);
         }
         return 0;
 }
 
-int spec_check_fat_names(ctx *c, part_state *s) {
+/* Two targets the file system takes for the same name. */
+static int check_folds(ctx *c, const nri_fs_type *fs, targets *t) {
+        target *items = t->items;
+
+        for (size_t i = 0; i < t->n; i++) {
+                _cleanup_free_ char *fold = fs->names->fold(items[i].path);
+
+                if (!fold)
+                        return FAIL(c, items[i].node, "%s: %s is not valid UTF-8", items[i].attr,
+                                    spec_quote(c, items[i].path));
+                items[i].fold = nri_strdup(c->a, fold);
+        }
+        qsort(items, t->n, sizeof(target), by_fold);
+        for (size_t i = 1; i < t->n; i++)
+                if (streq(items[i].fold, items[i - 1].fold) && !streq(items[i].path, items[i - 1].path))
+                        return FAIL(c, items[i].node,
+                                    "%s: %s and %s (%s) differ only in case; %s compares names "
+                                    "case-insensitively and cannot hold both (the partition is %s)",
+                                    items[i].attr, spec_quote(c, items[i].path),
+                                    spec_quote(c, items[i - 1].path), items[i - 1].attr, fs->names->family,
+                                    fs->name);
+        return 0;
+}
+
+int spec_check_names(ctx *c, part_state *s) {
         const nri_partition *p = s->p;
+        const nri_fs_type *fs = nri_fs_type_of(p->format);
         const char *prefix = streq(p->nix_store_prefix, "/") ? "" : p->nix_store_prefix;
-        fat_target *t = NULL;
-        size_t n = 0, cap = 0, known;
+        targets t = {0};
+        size_t known;
         int r;
 
-        if (p->format != NRI_FORMAT_VFAT)
+        if (!fs || !fs->names)
                 return 0;
         for (size_t i = 0; i < p->n_contents; i++)
-                add_fat_target(
-                    c, &t, &n, &cap, p->contents[i].target,
-                    spec_path_join(c, spec_path_join(c, s->path, "contents"), p->contents[i].target),
-                    s->content_nodes[i]);
+                add_target(c, &t, p->contents[i].target,
+                           spec_path_join(c, spec_path_join(c, s->path, "contents"), p->contents[i].target),
+                           s->content_nodes[i]);
         for (size_t i = 0; i < p->n_copy_files; i++)
-                add_fat_target(c, &t, &n, &cap, p->copy_files[i].target,
-                               spec_path_join(c, s->cfg_path, "CopyFiles"), s->copy_nodes[i]);
+                add_target(c, &t, p->copy_files[i].target, spec_path_join(c, s->cfg_path, "CopyFiles"),
+                           s->copy_nodes[i]);
         for (size_t i = 0; i < p->n_make_directories; i++)
-                add_fat_target(c, &t, &n, &cap, p->make_directories[i],
-                               spec_path_join(c, s->cfg_path, "MakeDirectories"), s->dir_nodes[i]);
+                add_target(c, &t, p->make_directories[i], spec_path_join(c, s->cfg_path, "MakeDirectories"),
+                           s->dir_nodes[i]);
         /* Where each store path lands: <prefix>/<hash>-<name>; their
          * closures are known only to the builder, which checks them. */
         for (size_t i = 0; i < p->n_store_paths; i++)
-                add_fat_target(c, &t, &n, &cap,
-                               nri_printf(c->a, "%s/%s", prefix, strrchr(p->store_paths[i], '/') + 1),
-                               spec_path_join(c, s->path, "storePaths"), s->store_nodes[i]);
-        if (n == 0)
-                return 0;
-        known = n;
+                add_target(c, &t, nri_printf(c->a, "%s/%s", prefix, strrchr(p->store_paths[i], '/') + 1),
+                           spec_path_join(c, s->path, "storePaths"), s->store_nodes[i]);
+        known = t.n;
         for (size_t i = 0; i < known; i++) {
-                r = check_fat_path(c, &t, &n, &cap, i, t[i].attr);
+                r = check_path(c, fs, &t, i);
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; i < n; i++) {
-                char *fold = nri_fat_fold(t[i].path, nri_fat_locale());
-
-                if (!fold)
-                        return FAIL(c, t[i].node, "%s: %s is not valid UTF-8", t[i].attr,
-                                    spec_quote(c, t[i].path));
-                t[i].fold = nri_strdup(c->a, fold);
-                free(fold);
-        }
-        qsort(t, n, sizeof(fat_target), by_fold);
-        for (size_t i = 1; i < n; i++)
-                if (streq(t[i].fold, t[i - 1].fold) && !streq(t[i].path, t[i - 1].path))
-                        return FAIL(c, t[i].node,
-                                    "%s: %s and %s (%s) differ only in case; FAT compares names "
-                                    "case-insensitively and cannot hold both (the partition is vfat)",
-                                    t[i].attr, spec_quote(c, t[i].path), spec_quote(c, t[i - 1].path),
-                                    t[i - 1].attr);
-        return 0;
+        if (t.n == 0 || !fs->names->fold)
+                return 0;
+        return check_folds(c, fs, &t);
 }

@@ -9,6 +9,7 @@
 int spec_parse_contents(ctx *c, part_state *s, const nri_node *pn);
 int spec_parse_store_paths(ctx *c, part_state *s, const nri_node *pn);
 int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn);
-/* Once the format is known: a vfat partition's targets must be names FAT
- * holds (fat-names.h), and differ in more than case. */
-int spec_check_fat_names(ctx *c, part_state *s);
+/* Once the format is known: the targets the partition names must be names
+ * its file system holds (the name rules of its row, file-systems.h: FAT's
+ * for vfat), and differ in more than what it folds (case, for FAT). */
+int spec_check_names(ctx *c, part_state *s);

@@ -143,30 +143,29 @@ static int key_size(ctx *c, part_state *s, const key_value *kv) {
 }
 
 /* systemd: config_parse_fstype() takes any valid file name and leaves the
- * rest to mkfs.<type>. */
+ * rest to mkfs.<type>.  The formats systemd-repart (252 to 257) can make;
+ * those not in the file-system table (file-systems.h) are not written
+ * here yet. */
 static int key_format(ctx *c, part_state *s, const key_value *kv) {
-        static const char *const later[] = {"ext2", "ext3",     "btrfs", "xfs", "f2fs",
-                                            "swap", "squashfs", "erofs", NULL};
+        static const char *const systemd_formats[] = {"ext2", "ext3", "ext4",     "btrfs", "xfs", "f2fs",
+                                                      "vfat", "swap", "squashfs", "erofs", NULL};
         const char *t = kv->text;
+        nri_format f = nri_format_from_string(t);
 
         s->format_node = kv->node;
-        if (streq(t, "ext4")) {
-                s->p->format = NRI_FORMAT_EXT4;
+        if (f > NRI_FORMAT_NONE) {
+                s->p->format = f;
                 return 0;
         }
-        if (streq(t, "vfat")) {
-                s->p->format = NRI_FORMAT_VFAT;
-                return 0;
-        }
-        if (str_in(t, later))
+        if (str_in(t, systemd_formats))
                 return FAIL(c, kv->node,
-                            "%s: file system %s is not supported by repartImage yet (supported: ext4, vfat)",
-                            kv->path, spec_quote(c, t));
+                            "%s: file system %s is not supported by repartImage yet (supported: %s)",
+                            kv->path, spec_quote(c, t), nri_format_names(c->a, ", "));
         if (!*t || strchr(t, '/') || streq(t, ".") || streq(t, ".."))
                 return FAIL(c, kv->node, "%s: %s is not a valid file system type", kv->path,
                             spec_quote(c, t));
-        return FAIL(c, kv->node, "%s: %s is not a file system systemd-repart can create; use ext4 or vfat%s",
-                    kv->path, spec_quote(c, t),
+        return FAIL(c, kv->node, "%s: %s is not a file system systemd-repart can create; use %s%s", kv->path,
+                    spec_quote(c, t), nri_format_names(c->a, " or "),
                     streq(t, "fat") || streq(t, "msdos") ? " (vfat is FAT)" : "");
 }
 
@@ -523,25 +522,33 @@ int spec_check_ranges(ctx *c, part_state *s) {
         return 0;
 }
 
-/* Minimize= as systemd 253+ checks it, after the implied Format=. */
+/* Format= as systemd-repart 252 implies it, what it holds, and Minimize=
+ * as systemd 253+ checks it. */
 int spec_check_format(ctx *c, part_state *s) {
         nri_partition *p = s->p;
+        bool content = p->n_copy_files || p->n_make_directories || p->n_contents || p->n_store_paths;
+        const nri_fs_type *fs;
 
         /* systemd 252: a partition that gets files and has no Format= is
          * made ext4.  NixOS turns contents and storePaths into CopyFiles=,
          * so they count too. */
-        if (p->format == NRI_FORMAT_NONE &&
-            (p->n_copy_files || p->n_make_directories || p->n_contents || p->n_store_paths))
-                p->format = NRI_FORMAT_EXT4;
-        if (p->minimize != NRI_MINIMIZE_OFF && p->format == NRI_FORMAT_NONE)
+        if (p->format == NRI_FORMAT_NONE && content)
+                p->format = NRI_FORMAT_DEFAULT;
+        fs = nri_fs_type_of(p->format);
+        if (fs && !fs->holds_files && content)
+                return FAIL(c, s->format_node,
+                            "%s.Format: %s holds no files; contents, storePaths, CopyFiles and "
+                            "MakeDirectories cannot fill it",
+                            s->cfg_path, fs->name);
+        if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return FAIL(c, s->minimize_node,
                             "%s.Minimize: needs a file system to minimize; set Format too", s->cfg_path);
-        if (p->minimize == NRI_MINIMIZE_BEST)
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
                 return FAIL(
                     c, s->minimize_node,
                     "%s.Minimize: \"best\" only works with read-only file systems (squashfs, erofs) and "
                     "Format=%s is writable; use \"guess\"",
-                    s->cfg_path, nri_format_to_string(p->format));
+                    s->cfg_path, fs->name);
         return 0;
 }
 

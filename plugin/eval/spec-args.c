@@ -299,7 +299,7 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
         if (r >= 0)
                 r = spec_check_format(c, s);
         if (r >= 0)
-                r = spec_check_fat_names(c, s);
+                r = spec_check_names(c, s);
         if (r >= 0)
                 r = spec_merge_flags(c, s);
         return r;
@@ -418,30 +418,18 @@ static int check_split_names(ctx *c, part_state *st) {
         return 0;
 }
 
-/* systemd-repart makes the file system's label from the partition's; FAT
- * holds 11 upper-case ASCII characters, which it makes fit
- * (nri_vfat_mangle_label()), but a label that starts with a space it
- * cannot. */
-static int check_fat_label(ctx *c, part_state *st, size_t i) {
+/* systemd-repart makes the file system's label from the partition's; a
+ * format may cut or change it (FAT keeps 11 upper-case ASCII characters),
+ * but some labels it cannot hold at all. */
+static int check_fs_label(ctx *c, part_state *st, size_t i) {
         const nri_partition *p = &c->spec->partitions[i];
-        const char *why;
-        char *fat = NULL;
-        int r;
+        const nri_fs_type *t = nri_fs_type_of(p->format);
+        const char *why = t && t->label_problem ? t->label_problem(c->a, p->label) : NULL;
 
-        if (p->format != NRI_FORMAT_VFAT)
-                return 0;
-        r = nri_vfat_mangle_label(p->label, &fat);
-        if (r < 0)
-                return FAIL(c, st[i].label_node ? st[i].label_node : st[i].node,
-                            "%s.Label: %s cannot be a FAT label", st[i].cfg_path, spec_quote(c, p->label));
-        why = nri_vfat_label_problem(fat);
         if (why)
-                r = FAIL(c, st[i].label_node ? st[i].label_node : st[i].node,
-                         "%s.Label: %s is the FAT label %s (FAT keeps 11 upper-case ASCII characters, as "
-                         "systemd-repart makes them), which %s",
-                         st[i].cfg_path, spec_quote(c, p->label), spec_quote(c, fat), why);
-        free(fat);
-        return r;
+                return FAIL(c, st[i].label_node ? st[i].label_node : st[i].node, "%s.Label: %s %s",
+                            st[i].cfg_path, spec_quote(c, p->label), why);
+        return 0;
 }
 
 static int derive_partitions(ctx *c, part_state *st) {
@@ -456,7 +444,7 @@ static int derive_partitions(ctx *c, part_state *st) {
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
                 r = acquire_label(c, st, i);
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
-                r = check_fat_label(c, st, i);
+                r = check_fs_label(c, st, i);
         if (r >= 0 && c->spec->split)
                 r = check_split_names(c, st);
         return r;
@@ -578,7 +566,8 @@ static const char *const top_fields[] = {"architecture", "compression", "imageSi
 
 static const refusal top_refused[] = {
     {"package", NOT_HERE "it writes the image itself and runs no systemd-repart"},
-    {"mkfsOptions", NOT_HERE "it writes ext4 and vfat with its own fixed options, not with mkfs programs"},
+    {"mkfsOptions",
+     NOT_HERE "it writes each file system with its own fixed options, not with mkfs programs"},
     {"finalPartitions", MODULE_INTERNAL},
     {"assertions", MODULE_INTERNAL},
     {"warnings", MODULE_INTERNAL},

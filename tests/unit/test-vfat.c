@@ -802,11 +802,14 @@ static void test_refusals(void) {
 }
 
 /* mtools' exit status is not enough (some of its errors leave it 0):
- * anything mformat prints fails the write.  A stand-in mformat, found
- * through NRI_MTOOLS_DIR, that complains and exits 0. */
+ * anything mformat prints fails the write.  A stand-in mformat, in the
+ * directory the options name, that complains and exits 0. */
+static const char *fake_mtools_dir;
+
 static int call_write_small(void *arg) {
         refusal *r = arg;
-        nri_vfat_options o = {.volume_id = 1, .label = "x"};
+        nri_mtools mt = {.dir = fake_mtools_dir};
+        nri_vfat_options o = {.volume_id = 1, .label = "x", .mtools = &mt};
 
         return nri_vfat_write(r->image, 0, r->size, &o, r->plan);
 }
@@ -833,9 +836,8 @@ static void test_mtools_output_is_failure(void) {
         free(prog);
 
         new_image(img, 16 * MiB);
-        setenv("NRI_MTOOLS_DIR", dir, 1);
+        fake_mtools_dir = dir;
         msg = capture_stderr(call_write_small, &r, &got);
-        unsetenv("NRI_MTOOLS_DIR");
         CHECK(got == -EIO);
         CHECK(strstr(msg, "Trouble writing") && strstr(msg, "mformat reported the errors above"));
         if (got != -EIO)
