@@ -102,8 +102,8 @@ cJSON *nri_spec_derivation_json(const nri_spec *spec, const nri_builder_ref *bui
 
 /* Reads a repartSpec object back (the builder's side): every field's type
  * and form, then nri_spec_check().  Refuses another specVersion.  0, or
- * -EINVAL with *ret_error naming the field. */
-int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const char **ret_error);
+ * -EINVAL with *err naming the field (its message from `a`). */
+int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, nri_error *err);
 
 /* Whether `spec` is one the evaluator could have made: what
  * nri_spec_from_args() refuses, refused again with the same rules (names,
@@ -111,9 +111,9 @@ int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const ch
  * directory, store paths exact, sizes rounded and ordered, Format= implied
  * by content, Minimize= with a writable file system, flags merged, UUIDs
  * derived, compression levels in range, at most NRI_GPT_ENTRIES
- * partitions).  0, or -EINVAL with *ret_error naming the field
+ * partitions).  0, or -EINVAL with *err naming the field
  * ("repartSpec.partitions[0].contents[1].source: …"). */
-int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error);
+int nri_spec_check(nri_arena *a, const nri_spec *spec, nri_error *err);
 
 /* What the returned value exposes at evaluation time, under `image`:
  *   { diskUuid, seed, seedRandom, architecture, imageFile,

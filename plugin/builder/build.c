@@ -16,13 +16,12 @@
 #include "compress.h"
 #include "fs.h"
 #include "gpt.h"
+#include "log.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 #include "nix-repart-image/spec-rules.h"
 #include "output-json.h"
 #include "plan.h"
-
-#define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
 
 /* Everything one build owns. */
 typedef struct build {
@@ -91,7 +90,7 @@ static int check_inputs(build *b) {
 
 static int read_spec(build *b) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(b->o->attrs, "repartSpec");
-        const char *error = NULL;
+        nri_error error = {0};
 
         if (!j) {
                 log_error(
@@ -99,7 +98,7 @@ static int read_spec(build *b) {
                 return -EINVAL;
         }
         if (nri_spec_from_json(b->a, j, &b->spec, &error) < 0) {
-                log_error("%s", error);
+                log_error("%s", error.message);
                 return -EINVAL;
         }
         return check_inputs(b);
@@ -207,7 +206,7 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
 
 static int lay_out(build *b) {
         size_t failed = SIZE_MAX;
-        char err[512] = "";
+        nri_error err = {0};
         int r;
 
         b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
@@ -220,12 +219,13 @@ static int lay_out(build *b) {
                         return r;
         }
         r = nri_layout_compute(b->layout, b->spec->n_partitions, b->spec->sector_size, b->spec->image_size,
-                               &b->disk, &failed, err, sizeof(err));
+                               &b->disk, &failed, b->a, &err);
         if (r < 0) {
                 if (failed < b->spec->n_partitions)
-                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]), err);
+                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]),
+                                  err.message);
                 else
-                        log_error("%s", err);
+                        log_error("%s", err.message);
                 return r;
         }
         return 0;
@@ -244,7 +244,7 @@ static void describe_file_systems(build *b) {
                     .p = p,
                     .type = nri_fs_type_of(p->format),
                     .plan = &b->plans[i],
-                    .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
+                    .what = nri_printf(b->a, "partition %s", partition_name(p)),
                     .mtools = b->o->mtools,
                     .verbose = b->o->verbose,
                 };
@@ -277,8 +277,7 @@ static int write_gpt(build *b) {
             .first_lba = b->disk.first_lba,
             .last_lba = b->disk.last_lba,
         };
-        char disk_uuid[NRI_UUID_STRING_MAX], err[512] = "";
-        int r;
+        char disk_uuid[NRI_UUID_STRING_MAX];
 
         nri_uuid_format(&b->spec->disk_uuid, disk_uuid);
         t.disk_uuid = disk_uuid;
@@ -300,10 +299,7 @@ static int write_gpt(build *b) {
                     .size = b->layout[i].size,
                 };
         }
-        r = nri_gpt_write(b->fd, b->image, &t, err, sizeof(err));
-        if (r < 0)
-                log_error("writing the partition table: %s", err);
-        return r;
+        return nri_gpt_write(b->fd, b->image, &t);
 }
 
 static const char *image_file_name(const build *b) {
@@ -337,7 +333,7 @@ static int write_output_json(build *b) {
         r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b),
                                   parts, n);
         if (r < 0)
-                log_error("writing %s/repart-output.json: %s", b->o->out, strerror(-r));
+                log_error_errno(r, "writing %s/repart-output.json: %m", b->o->out);
         return r;
 }
 
@@ -381,7 +377,7 @@ static int copy_range(int in, uint64_t offset, uint64_t size, const char *path) 
                         n = copy_file_range(in, &off_in, out, &off_out, (size_t)(hole - off_in), 0);
                         if (n <= 0) {
                                 r = n < 0 ? -errno : -EIO;
-                                log_error("copying into %s: %s", path, strerror(-r));
+                                log_error_errno(r, "copying into %s: %m", path);
                                 break;
                         }
                 }
@@ -442,8 +438,9 @@ static int compress_outputs(build *b) {
                 int r;
 
                 if (b->o->verbose)
-                        fprintf(stderr, "nix-repart-image: compressing %s (%s, level %d)\n", raw,
-                                nri_compression_to_string(b->spec->compression), b->spec->compression_level);
+                        log_info("compressing %s (%s, level %d)", raw,
+                                 nri_compression_to_string(b->spec->compression),
+                                 b->spec->compression_level);
                 r = nri_compress_file(raw, packed, b->spec->compression, b->spec->compression_level);
                 if (r < 0)
                         return r;
@@ -559,8 +556,7 @@ int nri_build(const nri_build_options *o) {
         for (size_t i = 0; b.fs && i < b.spec->n_partitions; i++)
                 nri_fs_part_done(&b.fs[i]);
         if (r >= 0 && o->verbose)
-                fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image,
-                        b.disk.image_size);
+                log_info("wrote %s (%" PRIu64 " bytes)", b.image, b.disk.image_size);
         nri_arena_free(b.a);
         return r;
 }

@@ -24,6 +24,7 @@
  * system, so content is packed in the order of the walk. */
 #include "ext4.h"
 #include "fs.h"
+#include "log.h"
 #include "nix-repart-image/utf8.h"
 #include "worker.h"
 
@@ -228,27 +229,18 @@ typedef struct writer {
 static int log_ext2(const writer *w, errcode_t err, const char *call, const char *path) {
         if (err == EXT2_ET_BLOCK_ALLOC_FAIL || err == EXT2_ET_INODE_ALLOC_FAIL ||
             err == EXT2_ET_DIR_NO_SPACE || err == ENOSPC) {
-                fprintf(stderr,
-                        "%s: no room for %s: the file system of %" PRIu64 " bytes is full (%s: %s)\n",
-                        w->what, path, (uint64_t)ext2fs_blocks_count(w->fs->super) * BLOCK, call,
-                        error_message(err));
+                log_error("%s: no room for %s: the file system of %" PRIu64 " bytes is full (%s: %s)",
+                          w->what, path, (uint64_t)ext2fs_blocks_count(w->fs->super) * BLOCK, call,
+                          error_message(err));
                 return -ENOSPC;
         }
-        fprintf(stderr, "%s: %s: %s failed: %s\n", w->what, path, call, error_message(err));
+        log_error("%s: %s: %s failed: %s", w->what, path, call, error_message(err));
         return err > 0 && err < 4096 ? -(int)err : -EIO;
 }
 
-static int log_errno(const writer *w, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int log_errno(const writer *w, int r, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", w->what);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, ": %s\n", strerror(-r));
-        return r;
-}
+/* About the file system being written (w->what, "partition root"), with
+ * the errno's text (log.h). */
+#define log_fs_errno(w, r, fmt, ...) log_error_errno((r), "%s: " fmt ": %m", (w)->what, ##__VA_ARGS__)
 
 static node *node_at(writer *w, size_t id) {
         if (id >= w->n_nodes) {
@@ -472,8 +464,8 @@ static int copy_job(void *ctx, const nri_job *job) {
                                 int r = pwrite_full(c->fd, c->buf, (size_t)k, dst_off);
 
                                 if (r < 0) {
-                                        fprintf(stderr, "%s: %s: cannot write %s into it: %s\n", c->what,
-                                                c->image, job->source, strerror(-r));
+                                        log_error_errno(r, "%s: %s: cannot write %s into it: %m", c->what,
+                                                        c->image, job->source);
                                         return r;
                                 }
                         }
@@ -483,13 +475,13 @@ static int copy_job(void *ctx, const nri_job *job) {
                 if (k < 0) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: %s: cannot copy into %s: %s\n", c->what, job->source, c->image,
-                                strerror(-r));
+                        log_error_errno(r, "%s: %s: cannot copy into %s: %m", c->what, job->source,
+                                        c->image);
                         return r;
                 }
                 if (k == 0) {
-                        fprintf(stderr, "%s: %s: shorter than it was, changed while being read\n", c->what,
-                                job->source);
+                        log_error("%s: %s: shorter than it was, changed while being read", c->what,
+                                  job->source);
                         return -ESTALE;
                 }
                 src_off += k;
@@ -497,7 +489,7 @@ static int copy_job(void *ctx, const nri_job *job) {
                 n -= k;
         }
         if (job->verify && !nri_source_unchanged(job->fd, &job->verify_st)) {
-                fprintf(stderr, "%s: %s: changed while being read\n", c->what, job->source);
+                log_error("%s: %s: changed while being read", c->what, job->source);
                 return -ESTALE;
         }
         return 0;
@@ -541,7 +533,7 @@ static int write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struc
                 if (data) {
                         r = pwrite_full(w->fd, data, plen * BLOCK, w->offset + pblk * BLOCK);
                         if (r < 0)
-                                return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                                return log_fs_errno(w, r, "%s: cannot write %s", w->image, e->target);
                         data += plen * BLOCK;
                 } else {
                         uint64_t from = lblk * BLOCK, n = plen * BLOCK;
@@ -586,12 +578,12 @@ static int copy_range(writer *w, const nri_entry *e, int fd, extent_map *m, stru
                         if (k < 0 && errno == EINTR)
                                 continue;
                         if (k < 0)
-                                return log_errno(w, -errno, "%s: cannot read", e->source);
+                                return log_fs_errno(w, -errno, "%s: cannot read", e->source);
                         if (k == 0)
-                                return log_errno(w, -ESTALE,
-                                                 "%s: shorter than its size %" PRIu64
-                                                 ", changed while being read",
-                                                 e->source, e->size);
+                                return log_fs_errno(w, -ESTALE,
+                                                    "%s: shorter than its size %" PRIu64
+                                                    ", changed while being read",
+                                                    e->source, e->size);
                         got += k;
                 }
                 blocks = (n + BLOCK - 1) / BLOCK;
@@ -797,8 +789,8 @@ static int dir_add(writer *w, size_t parent, const char *name, ext2_ino_t ino, i
         int r;
 
         if (name_len > EXT2_NAME_LEN) {
-                fprintf(stderr, "%s: %s: the name is %zu bytes long, ext4 holds at most %d\n", w->what, path,
-                        name_len, EXT2_NAME_LEN);
+                log_error("%s: %s: the name is %zu bytes long, ext4 holds at most %d", w->what, path,
+                          name_len, EXT2_NAME_LEN);
                 return -ENAMETOOLONG;
         }
         if (d->dir_blocks == 0) {
@@ -857,8 +849,8 @@ static int add_links(writer *w, ext2_ino_t ino, bool dir, const char *path) {
                         inode.i_links_count++;
         } else {
                 if (inode.i_links_count + 1 >= EXT2_LINK_MAX) {
-                        fprintf(stderr, "%s: %s: too many hard links (ext4 allows %d)\n", w->what, path,
-                                EXT2_LINK_MAX);
+                        log_error("%s: %s: too many hard links (ext4 allows %d)", w->what, path,
+                                  EXT2_LINK_MAX);
                         return -EMLINK;
                 }
                 inode.i_links_count++;
@@ -967,7 +959,7 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         if (!w->has_last_copy)
                 return nri_source_unchanged(fd, e->st)
                            ? 0
-                           : log_errno(w, -ESTALE, "%s: changed while being read", e->source);
+                           : log_fs_errno(w, -ESTALE, "%s: changed while being read", e->source);
         /* Last, when nothing else can fail: the walk's descriptor goes to
          * the worker with the file's (usually only) copy, which checks it
          * once the bytes are copied. */
@@ -987,8 +979,8 @@ static int on_symlink(void *ctx, const nri_entry *e) {
         int r;
 
         if (len >= BLOCK) {
-                fprintf(stderr, "%s: %s: symlink target of %zu bytes, ext4 holds at most %d\n", w->what,
-                        e->target, len, BLOCK - 1);
+                log_error("%s: %s: symlink target of %zu bytes, ext4 holds at most %d", w->what, e->target,
+                          len, BLOCK - 1);
                 return -ENAMETOOLONG;
         }
         n = node_at(w, e->id);
@@ -1011,7 +1003,7 @@ static int on_symlink(void *ctx, const nri_entry *e) {
                 memcpy(w->dirbuf, e->link_target, len);
                 r = pwrite_full(w->fd, w->dirbuf, BLOCK, w->offset + blk * BLOCK);
                 if (r < 0)
-                        return log_errno(w, r, "%s: cannot write %s", w->image, e->target);
+                        return log_fs_errno(w, r, "%s: cannot write %s", w->image, e->target);
         }
         r = write_inode(w, ino, &inode, e->target);
         if (r < 0)
@@ -1134,15 +1126,15 @@ static int clear_range(writer *w, uint64_t size) {
         if (fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)w->offset, (off_t)size) == 0)
                 return 0;
         if (errno != EOPNOTSUPP && errno != ENOSYS)
-                return log_errno(w, -errno, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
-                                 w->offset, size);
+                return log_fs_errno(w, -errno, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
+                                    w->offset, size);
         for (uint64_t done = 0; done < size;) {
                 size_t n = size - done < sizeof(zeros) ? size - done : sizeof(zeros);
                 int r = pwrite_full(w->fd, zeros, n, w->offset + done);
 
                 if (r < 0)
-                        return log_errno(w, r, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
-                                         w->offset, size);
+                        return log_fs_errno(w, r, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
+                                            w->offset, size);
                 done += n;
         }
         return 0;
@@ -1175,8 +1167,8 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
 
         initialize_ext2_error_table();
         if (t < 0 || t > TIME_MAX) {
-                fprintf(stderr, "%s: timestamp %" PRId64 " is out of ext4's range 0…%" PRId64 "\n", w.what,
-                        t, TIME_MAX);
+                log_error("%s: timestamp %" PRId64 " is out of ext4's range 0…%" PRId64 "", w.what, t,
+                          TIME_MAX);
                 return -EINVAL;
         }
         /* ext4: seconds = (int32_t)lo + (epoch << 32) */
@@ -1185,24 +1177,23 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (o->label) {
                 r = nri_ext4_mangle_label(o->label, &label);
                 if (r < 0) {
-                        fprintf(stderr, "%s: label \"%s\" is not valid UTF-8\n", w.what, o->label);
+                        log_error("%s: label \"%s\" is not valid UTF-8", w.what, o->label);
                         return r;
                 }
         }
 
         w.fd = open(image_path, O_RDWR | O_CLOEXEC);
         if (w.fd < 0) {
-                r = log_errno(&w, -errno, "%s: cannot open", image_path);
+                r = log_fs_errno(&w, -errno, "%s: cannot open", image_path);
                 goto out;
         }
         if (fstat(w.fd, &st) < 0) {
-                r = log_errno(&w, -errno, "%s: cannot stat", image_path);
+                r = log_fs_errno(&w, -errno, "%s: cannot stat", image_path);
                 goto out;
         }
         if ((uint64_t)st.st_size < offset || (uint64_t)st.st_size - offset < blocks * BLOCK) {
-                fprintf(stderr,
-                        "%s: %s is %jd bytes, too small for %" PRIu64 " bytes at offset %" PRIu64 "\n",
-                        w.what, image_path, (intmax_t)st.st_size, (uint64_t)(blocks * BLOCK), offset);
+                log_error("%s: %s is %jd bytes, too small for %" PRIu64 " bytes at offset %" PRIu64 "",
+                          w.what, image_path, (intmax_t)st.st_size, (uint64_t)(blocks * BLOCK), offset);
                 r = -EINVAL;
                 goto out;
         }
@@ -1222,8 +1213,8 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
 
         err = fs_create(image_path, offset, blocks, o, &w.fs, &overhead, &jp, &call);
         if (err) {
-                fprintf(stderr, "%s: cannot make a file system of %" PRIu64 " bytes in %s: %s failed: %s\n",
-                        w.what, (uint64_t)(blocks * BLOCK), image_path, call, error_message(err));
+                log_error("%s: cannot make a file system of %" PRIu64 " bytes in %s: %s failed: %s", w.what,
+                          (uint64_t)(blocks * BLOCK), image_path, call, error_message(err));
                 r = err == EXT2_ET_TOOSMALL ? -ENOSPC : -EIO;
                 goto out;
         }
@@ -1249,7 +1240,7 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
          * source's lost+found into it. */
         for (size_t i = 0; plan->existing && plan->existing[i]; i++) {
                 if (strcmp(plan->existing[i], "/lost+found") != 0 || !node_at(&w, i + 1)) {
-                        fprintf(stderr, "%s: %s is not a directory ext4 makes\n", w.what, plan->existing[i]);
+                        log_error("%s: %s is not a directory ext4 makes", w.what, plan->existing[i]);
                         r = -EINVAL;
                         goto out;
                 }
@@ -1283,8 +1274,7 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (!err)
                 w.fs = NULL; /* freed */
         if (err) {
-                fprintf(stderr, "%s: %s: ext2fs_close2 failed: %s\n", w.what, image_path,
-                        error_message(err));
+                log_error("%s: %s: ext2fs_close2 failed: %s", w.what, image_path, error_message(err));
                 r = -EIO;
                 goto out;
         }
@@ -1319,8 +1309,8 @@ static int layout_room(blk64_t blocks, uint64_t *ret_blocks, uint64_t *ret_inode
                 return 0;
         }
         if (err) {
-                fprintf(stderr, "ext4: cannot lay out a file system of %" PRIu64 " blocks: %s failed: %s\n",
-                        (uint64_t)blocks, call, error_message(err));
+                log_error("ext4: cannot lay out a file system of %" PRIu64 " blocks: %s failed: %s",
+                          (uint64_t)blocks, call, error_message(err));
                 return -EIO;
         }
         taken = overhead + jp.num_journal_blocks + jp.num_fc_blocks + 1 /* root */ + 4 /* lost+found */ +

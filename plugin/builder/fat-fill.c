@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fat-short.h"
+#include "log.h"
 #include "nix-repart-image/utf8.h"
 
 #define ENTRY 32
@@ -91,17 +92,8 @@ struct nri_fat_fill {
         size_t n_names, cap_names;
 };
 
-static int fail(nri_fat_fill *f, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(nri_fat_fill *f, int r, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", f->what);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r;
-}
+/* An error about the file system being filled (f->what, log.h). */
+#define fail(f, r, fmt, ...) log_error_errno((r), "%s: " fmt, (f)->what, ##__VA_ARGS__)
 
 static void *grow(void *items, size_t n, size_t *cap, size_t size) {
         size_t c;

@@ -2,13 +2,12 @@
  * row's writer, and what every format shares — measuring the content for
  * Minimize=guess, and the messages around it. */
 #include "fs.h"
+#include "log.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-#define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
 
 /* Every row's writer, from the format's own file. */
 #define NRI_FS_DECLARE_(id, stem, ...) extern const nri_fs_writer nri_##stem##_fs;
@@ -31,20 +30,18 @@ int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret) {
                 return 0;
         r = nri_plan_measure(fp->plan, &st, w->wants_dense ? &fp->dense : NULL);
         if (r < 0) {
-                log_error("partition %s: cannot read its content: %s", fp->p->id, strerror(-r));
+                log_error_errno(r, "partition %s: cannot read its content: %m", fp->p->id);
                 return r;
         }
         r = w->guess_size(fp, &st, ret);
         if (r < 0) {
-                log_error("partition %s: cannot work out the size of its content: %s", fp->p->id,
-                          strerror(-r));
+                log_error_errno(r, "partition %s: cannot work out the size of its content: %m", fp->p->id);
                 return r;
         }
         if (fp->verbose)
-                fprintf(stderr,
-                        "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
-                        " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
-                        fp->p->id, st.files, st.bytes, *ret);
+                log_info("partition %s: %" PRIu64 " files, %" PRIu64
+                         " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
+                         fp->p->id, st.files, st.bytes, *ret);
         return 0;
 }
 
@@ -55,9 +52,8 @@ int nri_fs_write(const nri_fs_part *fp) {
         if (!w)
                 return 0;
         if (fp->verbose)
-                fprintf(stderr,
-                        "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64 "\n",
-                        fp->p->id, fp->type->name, fp->size, fp->offset);
+                log_info("partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64 "", fp->p->id,
+                         fp->type->name, fp->size, fp->offset);
         r = w->write(fp);
         if (r == -ENOSPC && fp->p->minimize == NRI_MINIMIZE_OFF)
                 log_error("partition %s: its content does not fit in its %" PRIu64 " bytes: raise "
@@ -76,6 +72,5 @@ void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes) {
         const nri_fs_part *fp = ctx;
 
         if (files % 1000 == 0)
-                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64 " MiB\n",
-                        fp->p->id, files, bytes >> 20);
+                log_info("partition %s: %" PRIu64 " files, %" PRIu64 " MiB", fp->p->id, files, bytes >> 20);
 }

@@ -24,7 +24,7 @@ typedef struct nri_fs_part {
         const nri_partition *p;
         const nri_fs_type *type; /* its row; NULL: not formatted */
         const nri_plan *plan;    /* what goes in */
-        const char *what;        /* for messages: "nix-repart-image: partition root" */
+        const char *what;        /* for messages: "partition root" */
         const nri_mtools *mtools;
         bool verbose; /* progress lines on stderr */
         /* The files measuring found no block of zeros in, when the writer

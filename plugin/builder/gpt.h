@@ -34,6 +34,6 @@ typedef struct nri_gpt_table {
  * and the protective MBR occupy.  Leaves `fd` open (libfdisk fsyncs it as
  * it writes).
  *
- * 0, or a negative errno with errbuf naming the step, and the partition
- * ("partition 2 …") where one is at fault. */
-int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t, char *errbuf, size_t errlen);
+ * 0, or a negative errno after a message naming the step, and the
+ * partition ("partition 2 …") where one is at fault. */
+int nri_gpt_write(int fd, const char *name, const nri_gpt_table *t);

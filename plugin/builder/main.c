@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "build.h"
+#include "log.h"
 #include "nix-repart-image/macro.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -101,7 +102,7 @@ static int source_date_epoch(long long *ret) {
         errno = 0;
         *ret = strtoll(s, &end, 10);
         if (errno || *end || *ret < 0) {
-                fprintf(stderr, "nix-repart-image: SOURCE_DATE_EPOCH=%s is not a number of seconds\n", s);
+                log_error("SOURCE_DATE_EPOCH=%s is not a number of seconds", s);
                 return -EINVAL;
         }
         return 0;
@@ -149,7 +150,7 @@ static int find_tools(const cJSON *attrs, tools *t) {
 
         if (b) {
                 if (!cJSON_IsString(b) || b->valuestring[0] != '/') {
-                        fprintf(stderr, "nix-repart-image: repartBundle is not an absolute path\n");
+                        log_error("repartBundle is not an absolute path");
                         return -EINVAL;
                 }
                 bundle = b->valuestring;
@@ -223,21 +224,20 @@ int main(int argc, char **argv) {
         path = attrs_path(attrs_arg);
         text = read_file(path);
         if (!text) {
-                fprintf(stderr, "nix-repart-image: cannot read %s: %m\n", path);
+                log_error("cannot read %s: %m", path);
                 return 1;
         }
         attrs = cJSON_Parse(text);
         free(text);
         if (!attrs) {
-                fprintf(stderr, "nix-repart-image: %s is not JSON\n", path);
+                log_error("%s is not JSON", path);
                 return 1;
         }
         o.attrs = attrs;
         o.out = out_path(out_arg, attrs);
         o.out_from_input = !out_arg;
         if (!o.out) {
-                fprintf(stderr, "nix-repart-image: no output path: neither outputs.out in %s nor $out\n",
-                        path);
+                log_error("no output path: neither outputs.out in %s nor $out", path);
                 cJSON_Delete(attrs);
                 return 1;
         }

@@ -9,6 +9,7 @@
  * are still built, for the visitor and for messages. */
 #include "plan.h"
 #include "beneath.h"
+#include "log.h"
 #include "worker.h"
 
 #include <dirent.h>
@@ -22,27 +23,8 @@
 
 /* ---- small helpers ---- */
 
-static int log_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int log_errno(int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, ": %s\n", strerror(-r));
-        return r;
-}
-
-static int log_error(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int log_error(int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r;
-}
+/* A failed call (log.h), with its errno's text. */
+#define log_errno(r, fmt, ...) log_error_errno((r), fmt ": %m", ##__VA_ARGS__)
 
 /* A growing string, for the source and target paths of the walk. */
 typedef struct strbuf {
@@ -364,7 +346,7 @@ static int emit_made_directory(walk *w, size_t parent, size_t len, size_t *ret_i
                 return r;
         if (s->path) {
                 if (!s->dir)
-                        return log_error(
+                        return log_error_errno(
                             -ENOTDIR, "%s: a directory is needed here, but it is already a file", s->path);
                 *ret_id = s->id;
                 return 0;
@@ -481,9 +463,9 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
 
         if (S_ISDIR(st->st_mode)) {
                 if (exists && !s->dir)
-                        return log_error(-EEXIST,
-                                         "%s: cannot copy directory %s there, a file is there already",
-                                         w->tgt.s, w->src.s);
+                        return log_error_errno(-EEXIST,
+                                               "%s: cannot copy directory %s there, a file is there already",
+                                               w->tgt.s, w->src.s);
                 r = frame_open(ret_frame, dirfd, name, w->src.s);
                 if (r < 0) {
                         frame_free(ret_frame);
@@ -505,11 +487,11 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
         }
 
         if (exists)
-                return log_error(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
-                                 w->src.s, s->dir ? "a directory" : "a file");
+                return log_error_errno(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
+                                       w->src.s, s->dir ? "a directory" : "a file");
         if (!S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
-                return log_error(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
-                                 w->src.s);
+                return log_error_errno(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
+                                       w->src.s);
 
         r = add_target(w, record ? s : NULL, false, &e);
         if (r < 0)
@@ -539,9 +521,9 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
                 e.link_target = w->link.s;
                 e.size = n;
                 if (!w->v->symlink)
-                        return log_error(-EOPNOTSUPP,
-                                         "%s: symlinks cannot be written to this file system (%s)", e.target,
-                                         w->src.s);
+                        return log_error_errno(-EOPNOTSUPP,
+                                               "%s: symlinks cannot be written to this file system (%s)",
+                                               e.target, w->src.s);
                 return w->v->symlink(w->v->ctx, &e);
         }
 
@@ -561,7 +543,7 @@ static int visit(walk *w, int dirfd, const char *name, const struct stat *st, in
                 }
                 if (!S_ISREG(fst.st_mode) || fst.st_ino != st->st_ino || fst.st_dev != st->st_dev) {
                         close(fd);
-                        return log_error(-ESTALE, "%s: changed while being read", w->src.s);
+                        return log_error_errno(-ESTALE, "%s: changed while being read", w->src.s);
                 }
                 e.st = &fst;
                 e.mode = fst.st_mode;
@@ -712,7 +694,7 @@ static int set_target(walk *w, const char *path) {
         int r;
 
         if (!path || path[0] != '/')
-                return log_error(-EINVAL, "%s: target path is not absolute", path ? path : "(null)");
+                return log_error_errno(-EINVAL, "%s: target path is not absolute", path ? path : "(null)");
         r = strbuf_assign(&w->tgt, "");
         if (r < 0)
                 return r;
@@ -727,7 +709,8 @@ static int set_target(walk *w, const char *path) {
                 end = strchrnul(p, '/');
                 n = end - p;
                 if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return log_error(-EINVAL, "%s: target path has a \".\" or \"..\" component", path);
+                        return log_error_errno(-EINVAL, "%s: target path has a \".\" or \"..\" component",
+                                               path);
                 if ((r = strbuf_append(&w->tgt, "/", 1)) < 0 || (r = strbuf_append(&w->tgt, p, n)) < 0)
                         return r;
                 p = end;
@@ -748,7 +731,7 @@ static int open_source(walk *w) {
                 size_t len;
 
                 if (strncmp(src, sd, n) != 0 || src[n] != '/' || !src[n + 1])
-                        return log_error(-EINVAL, "%s: not in the Nix store (%s)", src, sd);
+                        return log_error_errno(-EINVAL, "%s: not in the Nix store (%s)", src, sd);
                 len = strcspn(src + n + 1, "/");
                 rel = src + n + 1 + len;
                 root = strndup(src + n + 1, len);
@@ -771,10 +754,11 @@ static int open_source(walk *w) {
 
                         free(root);
                         if (r == -ENOTDIR || r == -ELOOP)
-                                return log_error(-EXDEV,
-                                                 "%s: %s/%.*s is not a directory (a store path that is a "
-                                                 "symlink is not followed): the source cannot be inside it",
-                                                 src, sd, (int)strcspn(src + n + 1, "/"), src + n + 1);
+                                return log_error_errno(
+                                    -EXDEV,
+                                    "%s: %s/%.*s is not a directory (a store path that is a "
+                                    "symlink is not followed): the source cannot be inside it",
+                                    src, sd, (int)strcspn(src + n + 1, "/"), src + n + 1);
                         return log_errno(r, "%s: cannot open its store path", src);
                 }
                 free(root);
@@ -793,12 +777,13 @@ static int open_source(walk *w) {
         if (rootfd >= 0)
                 close(rootfd);
         if (fd == -EXDEV)
-                return log_error(fd,
-                                 "%s: a symlink on the way to it leads out of its store path; a source is "
-                                 "resolved inside its store path, following only symlinks that stay there",
-                                 src);
+                return log_error_errno(
+                    fd,
+                    "%s: a symlink on the way to it leads out of its store path; a source is "
+                    "resolved inside its store path, following only symlinks that stay there",
+                    src);
         if (fd == -ELOOP)
-                return log_error(fd, "%s: more than 40 symlinks on the way to it", src);
+                return log_error_errno(fd, "%s: more than 40 symlinks on the way to it", src);
         if (fd < 0)
                 return log_errno(fd, "%s: cannot open the directory it is in", src);
         w->top_fd = fd;
@@ -825,15 +810,15 @@ static int walk_copy(walk *w, size_t i) {
         if (r < 0)
                 return r;
         if (!c->source || c->source[0] != '/')
-                return log_error(-EINVAL, "%s: source path is not absolute",
-                                 c->source ? c->source : "(null)");
+                return log_error_errno(-EINVAL, "%s: source path is not absolute",
+                                       c->source ? c->source : "(null)");
         r = strbuf_assign(&w->src, c->source);
         if (r < 0)
                 return r;
         while (w->src.len > 1 && w->src.s[w->src.len - 1] == '/')
                 strbuf_set_len(&w->src, w->src.len - 1);
         if (w->src.len == 1)
-                return log_error(-EINVAL, "/: cannot be a source");
+                return log_error_errno(-EINVAL, "/: cannot be a source");
 
         r = open_source(w);
         if (r < 0)
@@ -843,7 +828,7 @@ static int walk_copy(walk *w, size_t i) {
 
         if (w->tgt.len == 0) { /* "/": the root takes the directory's children */
                 if (!S_ISDIR(st.st_mode))
-                        return log_error(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
+                        return log_error_errno(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
                 r = frame_open(&top, w->top_fd, w->top_name, w->src.s);
                 if (r < 0) {
                         frame_free(&top);

@@ -41,6 +41,7 @@
 #include <wctype.h>
 
 #include "fat-fill.h"
+#include "log.h"
 #include "nix-repart-image/fat-names.h"
 #include "nix-repart-image/macro.h"
 
@@ -320,8 +321,7 @@ static int find_program(const nri_mtools *mt, const char *name, const char *what
                 if (access(p, X_OK) < 0) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: %s (from NRI_MTOOLS_DIR) is not executable: %s\n", what, p,
-                                strerror(-r));
+                        log_error_errno(r, "%s: %s (from NRI_MTOOLS_DIR) is not executable: %m", what, p);
                         free(p);
                         return r;
                 }
@@ -347,7 +347,7 @@ static int find_program(const nri_mtools *mt, const char *name, const char *what
                 if (*s == ':')
                         s++;
         }
-        fprintf(stderr, "%s: %s not found on PATH (install mtools or set NRI_MTOOLS_DIR)\n", what, name);
+        log_error("%s: %s not found on PATH (install mtools or set NRI_MTOOLS_DIR)", what, name);
         return -ENOENT;
 }
 
@@ -450,7 +450,7 @@ static int run(const nri_mtools *mt, char *const *argv, char *const *env, const 
         if (pipe2(out, O_CLOEXEC) < 0) {
                 r = -errno;
                 free(largv);
-                fprintf(stderr, "%s: pipe: %s\n", what, strerror(-r));
+                log_error_errno(r, "%s: pipe: %m", what);
                 return r;
         }
         pid = fork();
@@ -480,7 +480,7 @@ static int run(const nri_mtools *mt, char *const *argv, char *const *env, const 
         close(out[1]);
         if (r < 0) {
                 close(out[0]);
-                fprintf(stderr, "%s: cannot run %s: %s\n", what, argv[0], strerror(-r));
+                log_error_errno(r, "%s: cannot run %s: %m", what, argv[0]);
                 return r;
         }
         while ((n = read(out[0], buf, sizeof(buf))) != 0) {
@@ -496,19 +496,18 @@ static int run(const nri_mtools *mt, char *const *argv, char *const *env, const 
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR) {
                         r = -errno;
-                        fprintf(stderr, "%s: waiting for %s: %s\n", what, argv[0], strerror(errno));
+                        log_error_errno(-errno, "%s: waiting for %s: %m", what, argv[0]);
                         return r;
                 }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && printed == 0)
                 return 0;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-                fprintf(stderr, "%s: %s reported the errors above %s\n", what, argv[0], doing);
+                log_error("%s: %s reported the errors above %s", what, argv[0], doing);
         else if (WIFEXITED(status))
-                fprintf(stderr, "%s: %s failed (exit status %d) %s\n", what, argv[0], WEXITSTATUS(status),
-                        doing);
+                log_error("%s: %s failed (exit status %d) %s", what, argv[0], WEXITSTATUS(status), doing);
         else
-                fprintf(stderr, "%s: %s killed by signal %d %s\n", what, argv[0],
-                        WIFSIGNALED(status) ? WTERMSIG(status) : 0, doing);
+                log_error("%s: %s killed by signal %d %s", what, argv[0],
+                          WIFSIGNALED(status) ? WTERMSIG(status) : 0, doing);
         return -EIO;
 }
 
@@ -616,7 +615,7 @@ static int check_name(writer *w, const char *target, const char *name) {
         const char *why = nri_fat_name_problem(name, w->utf8, buf, sizeof(buf));
 
         if (why) {
-                fprintf(stderr, "%s: '%s': %s\n", w->what, target, why);
+                log_error("%s: '%s': %s", w->what, target, why);
                 return -EINVAL;
         }
         return 0;
@@ -680,7 +679,7 @@ static int dir_of(writer *w, const nri_entry *e, size_t *ret) {
                 return 0;
         }
         if (e->parent >= w->n_ids || w->by_id[e->parent] <= 0) {
-                fprintf(stderr, "%s: '%s': its directory was not seen before it\n", w->what, e->target);
+                log_error("%s: '%s': its directory was not seen before it", w->what, e->target);
                 return -EINVAL;
         }
         *ret = (size_t)w->by_id[e->parent] - 1;
@@ -708,10 +707,9 @@ static int claim(writer *w, size_t d, const char *name, const char *target, bool
                 _cleanup_free_ char *other =
                     path_of(w, d, s->is_dir ? w->dirs[s->index].name : w->files[s->index].name);
 
-                fprintf(stderr,
-                        "%s: '%s' and '%s' differ only in case; FAT compares names "
-                        "case-insensitively and cannot hold both\n",
-                        w->what, other ? other : "?", target);
+                log_error("%s: '%s' and '%s' differ only in case; FAT compares names "
+                          "case-insensitively and cannot hold both",
+                          w->what, other ? other : "?", target);
                 return -EINVAL;
         }
         r = grow_table(w);
@@ -759,8 +757,8 @@ static int visit_file(void *ctx, const nri_entry *e, int fd) {
 
         (void)fd; /* read in the second walk, once every name is known fit */
         if (e->size > UINT32_MAX) {
-                fprintf(stderr, "%s: '%s' (from %s) is %" PRIu64 " bytes; FAT files hold less than 4 GiB\n",
-                        w->what, e->target, e->source, e->size);
+                log_error("%s: '%s' (from %s) is %" PRIu64 " bytes; FAT files hold less than 4 GiB", w->what,
+                          e->target, e->source, e->size);
                 return -EINVAL;
         }
         r = dir_of(w, e, &d);
@@ -792,10 +790,9 @@ static int visit_file(void *ctx, const nri_entry *e, int fd) {
 static int visit_symlink(void *ctx, const nri_entry *e) {
         writer *w = ctx;
 
-        fprintf(stderr,
-                "%s: '%s' is a symbolic link (to '%s', from %s); FAT has no symbolic links, "
-                "so it cannot be copied into a vfat partition\n",
-                w->what, e->target, e->link_target ? e->link_target : "?", e->source ? e->source : "?");
+        log_error("%s: '%s' is a symbolic link (to '%s', from %s); FAT has no symbolic links, "
+                  "so it cannot be copied into a vfat partition",
+                  w->what, e->target, e->link_target ? e->link_target : "?", e->source ? e->source : "?");
         return -EINVAL;
 }
 
@@ -842,10 +839,9 @@ static int lay_out(writer *w, const nri_vfat_geometry *g, const uint8_t *label, 
 
         r = nri_fat_fill_new(g, label, mtime, w->what, &w->fill);
         if (r == -ENOTSUP)
-                fprintf(stderr,
-                        "%s: names in FAT need the C.UTF-8 locale and code page 437, which this system "
-                        "lacks\n",
-                        w->what);
+                log_error("%s: names in FAT need the C.UTF-8 locale and code page 437, which this system "
+                          "lacks",
+                          w->what);
         if (r < 0)
                 return r;
         for (size_t i = 1; i < w->n_dirs; i++) {
@@ -890,7 +886,7 @@ static int lay_out(writer *w, const nri_vfat_geometry *g, const uint8_t *label, 
 /* ---- the second walk: the files' data ---------------------------------- */
 
 static int changed(writer *w, const nri_entry *e) {
-        fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source ? e->source : e->target);
+        log_error("%s: %s: changed while being read", w->what, e->source ? e->source : e->target);
         return -ESTALE;
 }
 
@@ -938,8 +934,8 @@ static int copy_file(void *ctx, const nri_entry *e, int fd) {
                                         if (m < 0 && errno == EINTR)
                                                 m = 0;
                                         else if (m <= 0) {
-                                                fprintf(stderr, "%s: cannot write %s into the image: %s\n",
-                                                        w->what, e->target, strerror(m < 0 ? errno : EIO));
+                                                log_error("%s: cannot write %s into the image: %s", w->what,
+                                                          e->target, strerror(m < 0 ? errno : EIO));
                                                 return m < 0 ? -errno : -EIO;
                                         }
                                 }
@@ -950,8 +946,7 @@ static int copy_file(void *ctx, const nri_entry *e, int fd) {
                 if (k < 0) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: %s: cannot copy it into the image: %s\n", w->what, e->source,
-                                strerror(-r));
+                        log_error_errno(r, "%s: %s: cannot copy it into the image: %m", w->what, e->source);
                         return r;
                 }
                 if (k == 0)
@@ -1049,7 +1044,7 @@ static int image_spec(const char *image_path, uint64_t offset, char **ret, char 
                 if (!real) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: %s: %s\n", what, image_path, strerror(errno));
+                        log_error_errno(-errno, "%s: %s: %m", what, image_path);
                         return r;
                 }
                 if (!tmp || !*tmp || !image_name_is_plain(tmp))
@@ -1059,8 +1054,7 @@ static int image_spec(const char *image_path, uint64_t offset, char **ret, char 
                 if (!mkdtemp(dir)) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: cannot make a directory in %s: %s\n", what, tmp,
-                                strerror(errno));
+                        log_error_errno(-errno, "%s: cannot make a directory in %s: %m", what, tmp);
                         return r;
                 }
                 if (asprintf(&link, "%s/image", dir) < 0)
@@ -1068,7 +1062,7 @@ static int image_spec(const char *image_path, uint64_t offset, char **ret, char 
                 if (symlink(real, link) < 0) {
                         int r = -errno;
 
-                        fprintf(stderr, "%s: cannot make %s: %s\n", what, link, strerror(errno));
+                        log_error_errno(-errno, "%s: cannot make %s: %m", what, link);
                         rmdir(dir);
                         return r;
                 }
@@ -1114,31 +1108,29 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
 
         r = nri_vfat_geometry_for(size, o->sector_size, &g);
         if (r < 0) {
-                fprintf(stderr,
-                        "%s: no FAT file system fits %" PRIu64 " bytes with %" PRIu32 "-byte sectors\n",
-                        w.what, size, o->sector_size ? o->sector_size : 512);
+                log_error("%s: no FAT file system fits %" PRIu64 " bytes with %" PRIu32 "-byte sectors",
+                          w.what, size, o->sector_size ? o->sector_size : 512);
                 return r;
         }
         r = nri_vfat_mangle_label(o->label ? o->label : "", &label);
         if (r < 0) {
-                fprintf(stderr, "%s: the label \"%s\" is not UTF-8\n", w.what, o->label);
+                log_error("%s: the label \"%s\" is not UTF-8", w.what, o->label);
                 return r;
         }
         if (nri_vfat_label_problem(label)) {
-                fprintf(stderr, "%s: the label \"%s\" (\"%s\" for FAT) %s\n", w.what, o->label, label,
-                        nri_vfat_label_problem(label));
+                log_error("%s: the label \"%s\" (\"%s\" for FAT) %s", w.what, o->label, label,
+                          nri_vfat_label_problem(label));
                 return -EINVAL;
         }
         if (stat(image_path, &st) < 0) {
                 r = -errno;
-                fprintf(stderr, "%s: %s: %s\n", w.what, image_path, strerror(errno));
+                log_error_errno(-errno, "%s: %s: %m", w.what, image_path);
                 return r;
         }
         if ((uint64_t)st.st_size < offset + (uint64_t)g.total_sectors * g.sector_size) {
-                fprintf(stderr,
-                        "%s: %s is %" PRIu64 " bytes, too small for a file system at %" PRIu64 " of %" PRIu64
-                        " bytes\n",
-                        w.what, image_path, (uint64_t)st.st_size, offset, size);
+                log_error("%s: %s is %" PRIu64 " bytes, too small for a file system at %" PRIu64
+                          " of %" PRIu64 " bytes",
+                          w.what, image_path, (uint64_t)st.st_size, offset, size);
                 return -EINVAL;
         }
         mtime = plan->mtime < NRI_VFAT_TIME_MIN   ? NRI_VFAT_TIME_MIN
@@ -1158,8 +1150,8 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (r >= 0)
                 r = nri_plan_walk(plan, &collect);
         if (r >= 0 && w.non_ascii && !w.utf8) {
-                fprintf(stderr, "%s: names outside ASCII need the C.UTF-8 locale, which this system lacks\n",
-                        w.what);
+                log_error("%s: names outside ASCII need the C.UTF-8 locale, which this system lacks",
+                          w.what);
                 r = -ENOTSUP;
         }
         if (r >= 0) {
@@ -1188,29 +1180,28 @@ int nri_vfat_write(const char *image_path, uint64_t offset, uint64_t size, const
                 w.offset = offset;
                 if (w.fd < 0) {
                         r = -errno;
-                        fprintf(stderr, "%s: %s: %s\n", w.what, image_path, strerror(-r));
+                        log_error_errno(r, "%s: %s: %m", w.what, image_path);
                 }
         }
         if (r >= 0)
                 r = nri_plan_walk(plan, &copy);
         if (r >= 0 && w.copied != w.n_files) {
-                fprintf(stderr,
-                        "%s: %zu of the %zu files were not there to copy: the sources changed while "
-                        "being read\n",
-                        w.what, w.n_files - w.copied, w.n_files);
+                log_error("%s: %zu of the %zu files were not there to copy: the sources changed while "
+                          "being read",
+                          w.what, w.n_files - w.copied, w.n_files);
                 r = -ESTALE;
         }
         if (r >= 0)
                 r = nri_fat_fill_write(w.fill, w.fd, offset);
         if (w.fd >= 0 && close(w.fd) < 0 && r >= 0) {
                 r = -errno;
-                fprintf(stderr, "%s: writing %s: %s\n", w.what, image_path, strerror(-r));
+                log_error_errno(r, "%s: writing %s: %m", w.what, image_path);
         }
         for (size_t i = 0; i < w.n_files; i++)
                 bytes += w.files[i].size;
         if (r >= 0 && w.n_files)
-                fprintf(stderr, "%s: copied %zu files (%" PRIu64 " bytes) into %zu directories\n", w.what,
-                        w.n_files, bytes, w.n_dirs);
+                log_info("%s: copied %zu files (%" PRIu64 " bytes) into %zu directories", w.what, w.n_files,
+                         bytes, w.n_dirs);
 
         if (tmpdir) {
                 _cleanup_free_ char *link = NULL;

@@ -24,7 +24,7 @@
 typedef struct checker {
         nri_arena *a;
         const char *store_dir;
-        const char *error;
+        nri_error *err;
 } checker;
 
 static int bad(checker *k, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -32,7 +32,7 @@ static int bad(checker *k, const char *where, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        k->error = nri_printf(k->a, "repartSpec.%s: %s", where, nri_vprintf(k->a, fmt, ap));
+        (void)nri_fail(k->a, k->err, NULL, "repartSpec.%s: %s", where, nri_vprintf(k->a, fmt, ap));
         va_end(ap);
         return -EINVAL;
 }
@@ -255,13 +255,11 @@ static int check_top(checker *k, const nri_spec *s) {
         return 0;
 }
 
-int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error) {
-        checker k = {.a = a, .store_dir = spec->store_dir};
+int nri_spec_check(nri_arena *a, const nri_spec *spec, nri_error *err) {
+        checker k = {.a = a, .store_dir = spec->store_dir, .err = err};
         int r = check_top(&k, spec);
 
         for (size_t i = 0; r >= 0 && i < spec->n_partitions; i++)
                 r = check_partition(&k, spec, i);
-        if (r < 0)
-                *ret_error = k.error;
         return r;
 }

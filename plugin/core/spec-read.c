@@ -14,12 +14,11 @@
 
 typedef struct reader {
         nri_arena *a;
-        const char *error;
+        nri_error *err;
 } reader;
 
 static int bad(reader *r, const char *where, const char *what) {
-        r->error = nri_printf(r->a, "repartSpec.%s: %s", where, what);
-        return -EINVAL;
+        return nri_fail(r->a, r->err, NULL, "repartSpec.%s: %s", where, what);
 }
 
 static const cJSON *field(const cJSON *o, const char *name) {
@@ -359,16 +358,14 @@ static int read_spec(reader *r, const cJSON *o, nri_spec *s) {
         return 0;
 }
 
-int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const char **ret_error) {
-        reader r = {.a = a};
+int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, nri_error *err) {
+        reader r = {.a = a, .err = err};
         nri_spec *s = nri_alloc(a, sizeof(*s));
         int k = read_spec(&r, json, s);
 
-        if (k < 0) {
-                *ret_error = r.error;
+        if (k < 0)
                 return k;
-        }
-        k = nri_spec_check(a, s, ret_error);
+        k = nri_spec_check(a, s, err);
         if (k < 0)
                 return k;
         *ret = s;

@@ -461,36 +461,36 @@ static int check_layout(ctx *c, part_state *st, const nri_node *args) {
         const nri_node *image_size = spec_opt(args, "imageSize");
         size_t n = c->spec->n_partitions, failed = SIZE_MAX;
         nri_layout_part *parts = nri_alloc(c->a, n * sizeof(*parts));
-        char err[512] = "";
+        nri_error err = {0};
         int r;
 
         for (size_t i = 0; i < n; i++) {
                 parts[i] = nri_spec_layout_part(&c->spec->partitions[i]);
                 parts[i].content_min = nri_format_min_size(c->spec->partitions[i].format);
         }
-        r = nri_layout_compute(parts, n, c->spec->sector_size, c->spec->image_size, NULL, &failed, err,
-                               sizeof(err));
+        r = nri_layout_compute(parts, n, c->spec->sector_size, c->spec->image_size, NULL, &failed, c->a,
+                               &err);
         if (r >= 0)
                 return 0;
         if (failed < n) {
                 nri_layout_part alone = nri_spec_layout_part(&c->spec->partitions[failed]);
-                char err_alone[512] = "";
+                nri_error err_alone = {0};
 
                 /* Too large for its own SizeMaxBytes=, whatever the image, or
                  * too large for the image with the others. */
                 alone.content_min = parts[failed].content_min;
-                if (nri_layout_compute(&alone, 1, c->spec->sector_size, NRI_LAYOUT_UNSET, NULL, NULL,
-                                       err_alone, sizeof(err_alone)) < 0)
+                if (nri_layout_compute(&alone, 1, c->spec->sector_size, NRI_LAYOUT_UNSET, NULL, NULL, c->a,
+                                       &err_alone) < 0)
                         return FAIL(
                             c, st[failed].size_node[SZ_MAX] ? st[failed].size_node[SZ_MAX] : st[failed].node,
-                            "%s.SizeMaxBytes: the partition %s", st[failed].cfg_path, err_alone);
+                            "%s.SizeMaxBytes: the partition %s", st[failed].cfg_path, err_alone.message);
                 if (image_size)
-                        return FAIL(c, image_size, "imageSize: %s %s", st[failed].path, err);
-                return FAIL(c, st[failed].node, "%s: %s", st[failed].path, err);
+                        return FAIL(c, image_size, "imageSize: %s %s", st[failed].path, err.message);
+                return FAIL(c, st[failed].node, "%s: %s", st[failed].path, err.message);
         }
         if (image_size)
-                return FAIL(c, image_size, "imageSize: %s", err);
-        return FAIL(c, spec_opt(args, "partitions"), "partitions: %s", err);
+                return FAIL(c, image_size, "imageSize: %s", err.message);
+        return FAIL(c, spec_opt(args, "partitions"), "partitions: %s", err.message);
 }
 
 /* ---- partitions: all ---------------------------------------------------- */

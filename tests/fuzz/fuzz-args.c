@@ -255,7 +255,7 @@ static void check_covered(const fuzz_host *h, const char *source, bool read_only
 static void check_spec(nri_arena *a, const nri_spec *spec, const fuzz_host *h, bool read_only) {
         nri_layout_part *parts;
         nri_spec *back = NULL;
-        const char *error = NULL;
+        nri_error error = {0};
         cJSON *j, *drv;
 
         if (spec->n_partitions == 0 || spec->n_partitions > NRI_GPT_ENTRIES)

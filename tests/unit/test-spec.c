@@ -749,7 +749,7 @@ static void test_errors_top_level(void) {
 /* The builder reads back exactly what the evaluator wrote. */
 static void check_round_trip(const nri_node *args) {
         nri_spec *spec = normalise(args), *back = NULL;
-        const char *error = NULL;
+        nri_error error = {0};
         cJSON *j1, *j2;
         char *t1, *t2;
 
@@ -759,7 +759,7 @@ static void check_round_trip(const nri_node *args) {
         j1 = nri_spec_to_json(spec);
         CHECK(nri_spec_from_json(A, j1, &back, &error) == 0);
         if (!back) {
-                fprintf(stderr, "nri_spec_from_json: %s\n", error);
+                fprintf(stderr, "nri_spec_from_json: %s\n", error.message);
                 cJSON_Delete(j1);
                 return;
         }
@@ -776,7 +776,7 @@ static void check_round_trip(const nri_node *args) {
 static void test_spec_read(void) {
         nri_spec *spec = normalise(image(ATTRS("root", root_part(), NULL)));
         cJSON *j = spec ? nri_spec_to_json(spec) : NULL;
-        const char *error = NULL;
+        nri_error error = {0};
         nri_spec *back = NULL;
 
         check_round_trip(image(ATTRS(
@@ -805,12 +805,12 @@ static void test_spec_read(void) {
         cJSON_ReplaceItemInObject(j, "specVersion", cJSON_CreateNumber(99));
         CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
         CHECK(back == NULL);
-        CHECK(error && strstr(error, "specVersion") != NULL);
+        CHECK(error.message && strstr(error.message, "specVersion") != NULL);
         cJSON_ReplaceItemInObject(j, "specVersion", cJSON_CreateNumber(NRI_SPEC_VERSION));
         cJSON_ReplaceItemInObject(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "partitions"), 0), "uuid",
                                   cJSON_CreateString("not-a-uuid"));
         CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
-        CHECK(error && strstr(error, "partitions[0].uuid") != NULL);
+        CHECK(error.message && strstr(error.message, "partitions[0].uuid") != NULL);
         cJSON_Delete(j);
 }
 
@@ -998,18 +998,18 @@ static cJSON *partition_json(cJSON *j, int i) {
 }
 
 static void check_refused(cJSON *j, const char *field) {
-        const char *error = NULL;
+        nri_error error = {0};
         nri_spec *back = NULL;
 
         CHECK(nri_spec_from_json(A, j, &back, &error) == -EINVAL);
-        CHECK(error && strstr(error, field));
-        if (!error || !strstr(error, field))
-                fprintf(stderr, "want %s, got %s\n", field, error ? error : "(none)");
+        CHECK(error.message && strstr(error.message, field));
+        if (!error.message || !strstr(error.message, field))
+                fprintf(stderr, "want %s, got %s\n", field, error.message ? error.message : "(none)");
         cJSON_Delete(j);
 }
 
 static void test_spec_check(void) {
-        const char *error = NULL;
+        nri_error error = {0};
         nri_spec *back = NULL;
         cJSON *j = spec_json();
 

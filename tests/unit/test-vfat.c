@@ -142,24 +142,6 @@ static void extract(const char *image, uint64_t offset, uint64_t len, const char
 }
 
 /* Runs fn with stderr going to a file; returns what was written there. */
-static char *capture_stderr(int (*fn)(void *), void *arg, int *ret) {
-        char *path = path_in_tmp("stderr");
-        int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        size_t n;
-        char *text;
-
-        fflush(stderr);
-        dup2(fd, 2);
-        close(fd);
-        *ret = fn(arg);
-        fflush(stderr);
-        dup2(saved, 2);
-        close(saved);
-        text = (char *)read_bytes(path, &n);
-        free(path);
-        return text ? text : strdup("");
-}
-
 /* ---- the label and the layout (no tools needed) ---- */
 
 static void test_label(void) {
@@ -709,7 +691,7 @@ static void refuse(const char *what, nri_plan *plan, uint64_t size, int want, co
         int got;
 
         new_image(img, size + 2 * MiB);
-        msg = capture_stderr(call_write, &r, &got);
+        msg = check_capture_stderr(call_write, &r, &got);
         if (got != want || !strstr(msg, want_in_message)) {
                 fprintf(stderr, "%s: got %d, want %d; message: %s", what, got, want, msg);
                 CHECK(!"refusal");
@@ -837,7 +819,7 @@ static void test_mtools_output_is_failure(void) {
 
         new_image(img, 16 * MiB);
         fake_mtools_dir = dir;
-        msg = capture_stderr(call_write_small, &r, &got);
+        msg = check_capture_stderr(call_write_small, &r, &got);
         CHECK(got == -EIO);
         CHECK(strstr(msg, "Trouble writing") && strstr(msg, "mformat reported the errors above"));
         if (got != -EIO)
