@@ -11,6 +11,7 @@
 #include "nix-repart-image/spec-json.h"
 #include "nix-repart-image/spec.h"
 #include "spec-args.h"
+#include "spec-fields.h"
 
 #define SEED "0867da16-f251-457d-a9e8-c31f9a3c220b"
 #define H1 "0123456789abcdfghijklmnpqrsvwxyz"
@@ -1051,6 +1052,39 @@ static void test_spec_check(void) {
         check_refused(j, "repartSpec.diskUuid");
 }
 
+/* The contract is written once (spec-fields.c): every key of its field
+ * tables is written, read back, and described in spec-json.h, whose
+ * comment is the contract's prose. */
+static void test_fields_are_the_contract(void) {
+        FILE *f = fopen(SOURCE_DIR "/include/nix-repart-image/spec-json.h", "r");
+        static char doc[65536];
+        size_t n = f ? fread(doc, 1, sizeof(doc) - 1, f) : 0;
+        cJSON *j = spec_json(), *p = j ? partition_json(j, 0) : NULL;
+
+        CHECK(f != NULL);
+        if (f)
+                fclose(f);
+        doc[n] = 0;
+        for (size_t i = 0; i < spec_n_fields_top; i++) {
+                const char *key = nri_printf(A, "\"%s\"", spec_fields_top[i].name);
+
+                CHECK(cJSON_GetObjectItemCaseSensitive(j, spec_fields_top[i].name) != NULL);
+                if (!strstr(doc, key))
+                        fprintf(stderr, "spec-json.h does not describe %s\n", key);
+                CHECK(strstr(doc, key) != NULL);
+        }
+        for (size_t i = 0; i < spec_n_fields_partition; i++) {
+                const char *key = nri_printf(A, "\"%s\"", spec_fields_partition[i].name);
+
+                /* vfatVolumeId only for a vfat (partition 0 is the esp) */
+                CHECK(cJSON_GetObjectItemCaseSensitive(p, spec_fields_partition[i].name) != NULL);
+                if (!strstr(doc, key))
+                        fprintf(stderr, "spec-json.h does not describe %s\n", key);
+                CHECK(strstr(doc, key) != NULL);
+        }
+        cJSON_Delete(j);
+}
+
 int main(void) {
         A = nri_arena_new();
         test_design_example();
@@ -1071,6 +1105,7 @@ int main(void) {
         test_errors_the_builder_would_find();
         test_spec_read();
         test_spec_check();
+        test_fields_are_the_contract();
         nri_arena_free(A);
         return check_result();
 }
