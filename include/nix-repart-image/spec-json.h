@@ -62,9 +62,12 @@
  *                                          GrowFileSystem= merged
  *         "splitName": "%t" | null,        null: not split; unexpanded: the
  *                                          builder expands %t (type), %T
- *                                          (typeUuid), %U (uuid), %n (partno)
- *                                          and %%; when split is true the
- *                                          expanded names are checked unique
+ *                                          (typeUuid), %U (uuid), %n (the
+ *                                          number in the partition table,
+ *                                          which partitions its layout drops
+ *                                          are not in: nri_split_names())
+ *                                          and %%, and refuses two equal
+ *                                          names when split is true
  *         "contents": [ { "source": "/nix/store/…", "target": "/EFI/…" } ],
  *         "copyFiles": [ { "source": "/nix/store/…", "target": "/usr" } ],
  *         "makeDirectories": [ "/var", … ],

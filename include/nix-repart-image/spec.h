@@ -126,6 +126,21 @@ char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);
 /* The partition's SplitName= with its specifiers expanded as
  * systemd-repart's split_name_printf() does: %t the type's name (its GUID
  * for a type without one), %T and %U the type and partition UUIDs as 32
- * hexadecimal digits, %n `partno` (the partition's number among those in
- * the table), %% a '%'.  NULL for a partition not split (SplitName=-). */
+ * hexadecimal digits, %n `partno` — the partition's number in the
+ * partition table (0 for the first), %% a '%'.  NULL for a partition not
+ * split (SplitName=-). */
 const char *nri_split_name_expand(nri_arena *a, const nri_partition *p, unsigned partno);
+
+/* The split file names of an image, as systemd-repart 252 resolves them
+ * (split_name_resolve(), context_split()): the partitions `dropped` by
+ * Priority= (NULL: none) are not in the table, so they have no name and no
+ * number, and %n counts only the others.  ret_names[i] (room for
+ * spec->n_partitions) is NULL for a partition not split or dropped.
+ *
+ * 0; -ENAMETOOLONG for a name longer than 255 bytes (partition
+ * *ret_partition), or -EEXIST for two partitions with the same name
+ * (*ret_partition and the earlier *ret_other), which systemd-repart
+ * refuses.  The evaluator calls this with the partitions its layout drops,
+ * the builder again with those its layout (with the content) drops. */
+int nri_split_names(nri_arena *a, const nri_spec *spec, const bool *dropped, const char **ret_names,
+                    size_t *ret_partition, size_t *ret_other);

@@ -35,6 +35,7 @@ typedef struct build {
         const char *image;   /* $out/<imageFile> */
         const char *partial; /* where it is written until complete */
         int fd;
+        const char **split_names; /* one per partition: its split file's name, or NULL */
         const char **split_files;
         size_t n_split_files;
 } build;
@@ -204,6 +205,30 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
 
 /* ---- sizes -------------------------------------------------------------- */
 
+/* The split files' names, with the partitions this layout keeps
+ * (nri_split_names(): the content may make it drop more than the
+ * evaluator's did). */
+static int name_split_files(build *b) {
+        size_t n = b->spec->n_partitions, i = 0, j = 0;
+        bool *dropped = nri_alloc(b->a, n * sizeof(bool));
+        int r;
+
+        b->split_names = nri_alloc(b->a, n * sizeof(char *));
+        if (!b->spec->split)
+                return 0;
+        for (size_t k = 0; k < n; k++)
+                dropped[k] = b->layout[k].dropped;
+        r = nri_split_names(b->a, b->spec, dropped, b->split_names, &i, &j);
+        if (r == -ENAMETOOLONG)
+                log_error("partition %s: its split file name is longer than 255 bytes",
+                          partition_name(&b->spec->partitions[i]));
+        else if (r == -EEXIST)
+                log_error("partition %s: its split file name \"%s\" is also that of partition %s",
+                          partition_name(&b->spec->partitions[i]), b->split_names[i],
+                          partition_name(&b->spec->partitions[j]));
+        return r;
+}
+
 static int lay_out(build *b) {
         size_t failed = SIZE_MAX;
         nri_error err = {0};
@@ -228,7 +253,7 @@ static int lay_out(build *b) {
                         log_error("%s", err.message);
                 return r;
         }
-        return 0;
+        return name_split_files(b);
 }
 
 /* ---- file systems ------------------------------------------------------- */
@@ -392,7 +417,6 @@ static int copy_range(int in, uint64_t offset, uint64_t size, const char *path) 
 }
 
 static int write_split_files(build *b) {
-        unsigned partno = 0;
         int in;
 
         if (!b->spec->split)
@@ -407,13 +431,9 @@ static int write_split_files(build *b) {
                 const char *path;
                 int r;
 
-                if (b->layout[i].dropped)
+                if (!b->split_names[i])
                         continue;
-                if (!p->split_name) {
-                        partno++;
-                        continue;
-                }
-                path = split_path(b, nri_split_name_expand(b->a, p, partno++));
+                path = split_path(b, b->split_names[i]);
                 r = copy_range(in, b->layout[i].offset, b->layout[i].size, path);
                 if (r < 0) {
                         log_error("partition %s: writing its split file failed", partition_name(p));

@@ -176,24 +176,12 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
                         return bad(k, nri_printf(k->a, "%suuid", w), "is also the uuid of partitions[%zu]",
                                    j);
         }
-        if (p->split_name) {
-                const char *name = nri_split_name_expand(k->a, p, p->partno);
-
-                why = nri_why_not_split_name(k->a, p->split_name);
-                if (!why && strlen(name) > NRI_NAME_MAX)
-                        why = "the split name is longer than 255 bytes";
-                if (why)
-                        return bad(k, nri_printf(k->a, "%ssplitName", w), "%s", why);
-                for (size_t j = 0; s->split && j < i; j++) {
-                        const char *other =
-                            nri_split_name_expand(k->a, &s->partitions[j], s->partitions[j].partno);
-
-                        if (other && streq(other, name))
-                                return bad(k, nri_printf(k->a, "%ssplitName", w),
-                                           "the split file name %s is also that of partitions[%zu]",
-                                           nri_quote(k->a, name), j);
-                }
-        }
+        /* Whether the split names of the partitions in the table differ
+         * depends on which the layout drops: the builder checks them once
+         * it has laid out (nri_split_names()). */
+        why = p->split_name ? nri_why_not_split_name(k->a, p->split_name) : NULL;
+        if (why)
+                return bad(k, nri_printf(k->a, "%ssplitName", w), "%s", why);
         r = check_sizes(k, w, p);
         if (r >= 0)
                 r = check_format(k, w, p);

@@ -51,5 +51,4 @@ typedef struct part_state {
         const nri_node **dir_nodes;     /* where each MakeDirectories= entry was written */
         const nri_node **store_nodes;   /* where each storePaths element was written */
         const nri_node *prefix_node;    /* nixStorePrefix, or NULL */
-        const char *split_resolved;
 } part_state;

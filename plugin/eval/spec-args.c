@@ -393,31 +393,6 @@ static int acquire_label(ctx *c, part_state *st, size_t i) {
         return 0;
 }
 
-/* The split names, for the partitions split when split = true, must
- * differ (systemd-repart's split_name_resolve()). */
-static int check_split_names(ctx *c, part_state *st) {
-        nri_partition *ps = c->spec->partitions;
-
-        for (size_t i = 0; i < c->spec->n_partitions; i++) {
-                const nri_node *where = st[i].split_node ? st[i].split_node : st[i].node;
-
-                if (!ps[i].split_name)
-                        continue;
-                st[i].split_resolved = nri_split_name_expand(c->a, &ps[i], ps[i].partno);
-                if (strlen(st[i].split_resolved) > NRI_NAME_MAX)
-                        return FAIL(c, where, "%s.SplitName: the split name is longer than 255 bytes",
-                                    st[i].cfg_path);
-                for (size_t j = 0; j < i; j++)
-                        if (st[j].split_resolved && streq(st[j].split_resolved, st[i].split_resolved))
-                                return FAIL(
-                                    c, where,
-                                    "%s.SplitName: the split file name %s is also that of %s; set SplitName "
-                                    "(e.g. \"%%t-%%n\") or SplitName = \"-\"",
-                                    st[i].cfg_path, spec_quote(c, st[i].split_resolved), st[j].path);
-        }
-        return 0;
-}
-
 /* systemd-repart makes the file system's label from the partition's; a
  * format may cut or change it (FAT keeps 11 upper-case ASCII characters),
  * but some labels it cannot hold at all. */
@@ -445,8 +420,6 @@ static int derive_partitions(ctx *c, part_state *st) {
                 r = acquire_label(c, st, i);
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
                 r = check_fs_label(c, st, i);
-        if (r >= 0 && c->spec->split)
-                r = check_split_names(c, st);
         return r;
 }
 
@@ -457,7 +430,7 @@ static int derive_partitions(ctx *c, part_state *st) {
  * least the format needs.  Content can only raise a minimum, so a layout
  * that fails here fails in the builder too: a size that no content could
  * make fit is a mistake of the expression, said here. */
-static int check_layout(ctx *c, part_state *st, const nri_node *args) {
+static int check_layout(ctx *c, part_state *st, const nri_node *args, bool **ret_dropped) {
         const nri_node *image_size = spec_opt(args, "imageSize");
         size_t n = c->spec->n_partitions, failed = SIZE_MAX;
         nri_layout_part *parts = nri_alloc(c->a, n * sizeof(*parts));
@@ -470,8 +443,12 @@ static int check_layout(ctx *c, part_state *st, const nri_node *args) {
         }
         r = nri_layout_compute(parts, n, c->spec->sector_size, c->spec->image_size, NULL, &failed, c->a,
                                &err);
-        if (r >= 0)
+        if (r >= 0) {
+                *ret_dropped = nri_alloc(c->a, n * sizeof(bool));
+                for (size_t i = 0; i < n; i++)
+                        (*ret_dropped)[i] = parts[i].dropped;
                 return 0;
+        }
         if (failed < n) {
                 nri_layout_part alone = nri_spec_layout_part(&c->spec->partitions[failed]);
                 nri_error err_alone = {0};
@@ -493,6 +470,27 @@ static int check_layout(ctx *c, part_state *st, const nri_node *args) {
         return FAIL(c, spec_opt(args, "partitions"), "partitions: %s", err.message);
 }
 
+/* The split files' names, for split = true: as systemd-repart names them
+ * (nri_split_names()), for the partitions the layout keeps; they must
+ * differ.  The builder checks them again with its own layout, which the
+ * content may make drop more. */
+static int check_split_names(ctx *c, part_state *st, const bool *dropped) {
+        const char **names = nri_alloc(c->a, c->spec->n_partitions * sizeof(char *));
+        size_t i = 0, j = 0;
+        int r = nri_split_names(c->a, c->spec, dropped, names, &i, &j);
+        const nri_node *where = r < 0 ? (st[i].split_node ? st[i].split_node : st[i].node) : NULL;
+
+        if (r == -ENAMETOOLONG)
+                return FAIL(c, where, "%s.SplitName: the split name is longer than 255 bytes",
+                            st[i].cfg_path);
+        if (r == -EEXIST)
+                return FAIL(c, where,
+                            "%s.SplitName: the split file name %s is also that of %s; set SplitName "
+                            "(e.g. \"%%t-%%n\") or SplitName = \"-\"",
+                            st[i].cfg_path, spec_quote(c, names[i]), st[j].path);
+        return r;
+}
+
 /* ---- partitions: all ---------------------------------------------------- */
 
 /* systemd-repart reads definitions in the order of their file names,
@@ -512,6 +510,7 @@ static int definition_order(const void *x, const void *y) {
 static int parse_partitions(ctx *c, const nri_node *args) {
         const nri_node *n = NULL;
         const nri_attr **order;
+        bool *dropped = NULL;
         part_state *st;
         int r;
 
@@ -549,9 +548,11 @@ static int parse_partitions(ctx *c, const nri_node *args) {
                         return r;
         }
         r = derive_partitions(c, st);
-        if (r < 0)
-                return r;
-        return check_layout(c, st, args);
+        if (r >= 0)
+                r = check_layout(c, st, args, &dropped);
+        if (r >= 0 && c->spec->split)
+                r = check_split_names(c, st, dropped);
+        return r;
 }
 
 /* ---- the whole ---------------------------------------------------------- */

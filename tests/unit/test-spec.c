@@ -1052,6 +1052,47 @@ static void test_spec_check(void) {
         check_refused(j, "repartSpec.diskUuid");
 }
 
+/* SplitName= with systemd-repart's meaning (nri_split_names()): %n is the
+ * number in the partition table, which the partitions Priority= drops are
+ * not in; only the names of those in the table must differ. */
+static nri_node *split_part(const char *type, const char *split, const char *size, const char *priority) {
+        return part(ATTRS("Type", S(type), "SplitName", S(split), "SizeMinBytes", S(size), "Priority", S(priority),
+                          NULL));
+}
+
+static void test_split_names(void) {
+        /* 40M hold b, c and d, not a too: the image drops a (Priority=10). */
+        nri_spec *spec = normalise(ATTRS(
+            "name", S("image"), "split", B(true), "imageSize", S("40M"), "partitions",
+            ATTRS("a", split_part("linux-generic", "%t", "30M", "10"), "b", split_part("linux-generic", "%t", "10M", "0"),
+                  "c", split_part("linux-generic", "c-%n", "10M", "0"), "d", split_part("swap", "%t%n", "10M", "0"),
+                  NULL),
+            NULL));
+        const char *names[4];
+        bool dropped[4] = {true, false, false, false};
+        size_t i = 99, j = 99;
+
+        CHECK(spec != NULL);
+        if (!spec)
+                return;
+        CHECK(nri_split_names(A, spec, dropped, names, &i, &j) == 0);
+        CHECK(names[0] == NULL);
+        CHECK_STR(names[1], "linux-generic");
+        CHECK_STR(names[2], "c-1");
+        CHECK_STR(names[3], "swap2");
+        /* Without the drop (another layout), "%t" twice: the first clash. */
+        CHECK(nri_split_names(A, spec, NULL, names, &i, &j) == -EEXIST);
+        CHECK(i == 1 && j == 0);
+        /* SplitName=- is no name, and still a number in the table. */
+        spec->partitions[1].split_name = NULL;
+        CHECK(nri_split_names(A, spec, dropped, names, &i, &j) == 0);
+        CHECK(names[1] == NULL);
+        CHECK_STR(names[2], "c-1");
+        spec->partitions[2].split_name = nri_printf(A, "%0255d%%n", 0);
+        CHECK(nri_split_names(A, spec, dropped, names, &i, &j) == -ENAMETOOLONG);
+        CHECK(i == 2);
+}
+
 /* The contract is written once (spec-fields.c): every key of its field
  * tables is written, read back, and described in spec-json.h, whose
  * comment is the contract's prose. */
@@ -1106,6 +1147,7 @@ int main(void) {
         test_spec_read();
         test_spec_check();
         test_fields_are_the_contract();
+        test_split_names();
         nri_arena_free(A);
         return check_result();
 }
