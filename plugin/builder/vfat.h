@@ -9,8 +9,8 @@
  * `mkfs.vfat -i <volume id> -n <label> -F 32` on a loop device of the
  * partition: the same FAT type, sector and cluster size, reserved sectors,
  * number and length of the FATs, total sectors, media byte, hidden sectors,
- * volume id and label (nri_vfat_geometry_for() holds mkfs.fat 4.2's
- * arithmetic; mformat gets every value explicitly).  Where mtools cannot
+ * volume id and label (vfat-geometry.h holds mkfs.fat 4.2's arithmetic;
+ * mformat gets every value explicitly, mformat.h).  Where mtools cannot
  * follow:
  *   - a FAT32 of fewer than 65525 clusters (below about 33 MiB with the
  *     512-byte clusters mkfs.vfat picks there), which mkfs.vfat -F 32 makes
@@ -49,35 +49,19 @@
  * (nri_source_unchanged(), plan.h).
  * Hard links become separate copies of the data.  Mode bits and owners are
  * not kept (FAT has none); every file is a plain archive file.
- *
- * Program: mformat in nri_mtools.dir when set, else the first on PATH; it
- * runs in the builder's process group and is killed with it.  Tested with mtools 4.0.32 (which has
- * SOURCE_DATE_EPOCH and
- * "-i image@@offset"). */
+ */
 #pragma once
 
 #include <stdint.h>
 
+#include "mformat.h"
 #include "nix-repart-image/labels.h" /* nri_vfat_mangle_label() */
 #include "plan.h"
+#include "vfat-geometry.h"
 
 /* FAT's limits on timestamps (FAT stores local time; we write UTC). */
 #define NRI_VFAT_TIME_MIN INT64_C(315532800)  /* 1980-01-01 00:00:00 */
 #define NRI_VFAT_TIME_MAX INT64_C(4354819198) /* 2107-12-31 23:59:58 */
-
-/* Where mformat is and how it runs (main.c fills this in from the bundle,
- * or from NRI_MTOOLS_DIR, NRI_MTOOLS_LOADER and NRI_MTOOLS_LIBRARY_PATH). */
-typedef struct nri_mtools {
-        const char *dir; /* holds mformat; NULL: the first on PATH */
-        /* Run as `loader --library-path library_path mformat …` (a bundle's
-         * programs are not patched to find its loader and libraries); NULL:
-         * run directly. */
-        const char *loader;
-        const char *library_path;
-        /* LOCPATH and GCONV_PATH for mformat: the C.UTF-8 locale and code
-         * page 437 it reads names through (NULL: not set). */
-        const char *locpath, *gconv_path;
-} nri_mtools;
 
 typedef struct nri_vfat_options {
         /* The volume id (serial): systemd-repart takes the first 32 bits of
@@ -96,44 +80,6 @@ typedef struct nri_vfat_options {
         /* NULL: mformat from PATH, run directly. */
         const nri_mtools *mtools;
 } nri_vfat_options;
-
-/* The layout mkfs.fat 4.2 chooses for `mkfs.vfat -F 32` on a device of
- * `size` bytes with `sector_size`-byte sectors that reports no geometry and
- * no partition start, as systemd-repart's loop device does; where mformat
- * cannot make that, the layout of `mkfs.vfat` without -F (and, for a FAT16
- * of 4087 to 4095 clusters, with -s of half its cluster size). */
-typedef struct nri_vfat_geometry {
-        uint32_t sector_size;
-        uint32_t total_sectors; /* the partition's sectors, rounded down to a whole track */
-        uint32_t sectors_per_track, heads;
-        uint32_t hidden_sectors; /* 0 */
-        uint32_t fat_bits;       /* 12, 16 or 32 */
-        uint32_t sectors_per_cluster;
-        uint32_t reserved_sectors; /* before the first FAT, incl. the boot sector */
-        uint32_t fats;             /* 2 */
-        uint32_t fat_sectors;      /* the length of one FAT */
-        uint32_t root_dir_sectors; /* FAT12/16: the fixed root directory; FAT32: 0 */
-        uint32_t clusters;         /* data clusters */
-        uint8_t media;             /* 0xf8; a floppy's for 360K, 720K, 1200K, 1440K, 2880K */
-} nri_vfat_geometry;
-
-/* Returns 0, or -EINVAL (sector size not 512…4096 or not a power of two) or
- * -ERANGE (too small or too large for any FAT). */
-int nri_vfat_geometry_for(uint64_t size, uint32_t sector_size, nri_vfat_geometry *ret);
-
-/* Minimize=guess for a vfat partition (systemd-repart 252 has no Minimize=;
- * this follows the rule the ext4 writer uses: what the content occupies,
- * plus half).  The content's clusters are bounded from the stats — each
- * file rounded up to 4 KiB, which covers the 512 B to 4 KiB clusters of
- * every FAT up to 8 GiB, or by a whole cluster per file above — plus its
- * directories (one cluster each, and per name its entry and long-name
- * entries); half of that is added, the result rounded up to 4096, and then
- * grown until the FAT that nri_vfat_geometry_for() lays out for that size
- * holds the content.  The plan should be measured with ignore_hardlinks
- * set: FAT stores every name's data.  A FAT12/16 must also hold the root's
- * names in its fixed root directory.  `sector_size` as in nri_vfat_options
- * (0 means 512).  0, -ERANGE (more than any FAT holds). */
-int nri_vfat_min_size(const nri_plan_stats *st, uint32_t sector_size, uint64_t *ret);
 
 /* Formats bytes [offset, offset + size) of the existing file `image_path`,
  * which must be zeros there (a fresh sparse file) and not locked by the
