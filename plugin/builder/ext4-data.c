@@ -4,6 +4,7 @@
  * thread where measuring found no block of zeros, else read here and
  * written with the zero blocks left as holes. */
 #include "ext4-internal.h"
+#include "range.h"
 
 #include <errno.h>
 #include <et/com_err.h>
@@ -156,7 +157,7 @@ int ext4_copy_job(void *ctx, const nri_job *job) {
                 } else {
                         k = pread(job->fd, c->buf, chunk, (off_t)src_off);
                         if (k > 0) {
-                                int r = ext4_pwrite(c->fd, c->buf, (size_t)k, dst_off);
+                                int r = nri_pwrite_all(c->fd, c->buf, (size_t)k, dst_off);
 
                                 if (r < 0) {
                                         log_error_errno(r, "%s: %s: cannot write %s into it: %m", c->what,
@@ -226,7 +227,7 @@ int ext4_write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struct 
                         plen = count;
                 ext2fs_block_alloc_stats_range(w->fs, pblk, plen, +1);
                 if (data) {
-                        r = ext4_pwrite(w->fd, data, plen * BLOCK, w->offset + pblk * BLOCK);
+                        r = nri_pwrite_all(w->fd, data, plen * BLOCK, w->offset + pblk * BLOCK);
                         if (r < 0)
                                 return log_fs_errno(w, r, "%s: cannot write %s", w->image, e->target);
                         data += plen * BLOCK;

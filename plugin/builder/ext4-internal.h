@@ -96,7 +96,6 @@ typedef struct writer {
 int ext4_log_ext2(const writer *w, errcode_t err, const char *call, const char *path);
 /* The writer's record of entry `id` (grown as needed), or NULL. */
 node *ext4_node(writer *w, size_t id);
-int ext4_pwrite(int fd, const char *p, size_t n, uint64_t off);
 /* A new inode near its parent, counted as used, with the fields every
  * inode we make shares. */
 int ext4_new_inode(writer *w, const nri_entry *e, uint16_t mode, ext2_ino_t *ret,

@@ -26,6 +26,7 @@
 #include "fs.h"
 #include "nix-repart-image/macro.h"
 #include "nix-repart-image/utf8.h"
+#include "range.h"
 
 #include <errno.h>
 #include <et/com_err.h>
@@ -93,22 +94,6 @@ static void set_times(const writer *w, struct ext2_inode_large *inode) {
         inode->i_atime = inode->i_ctime = inode->i_mtime = inode->i_crtime = w->t_lo;
         inode->i_atime_extra = inode->i_ctime_extra = inode->i_mtime_extra = inode->i_crtime_extra =
             w->t_extra;
-}
-
-int ext4_pwrite(int fd, const char *p, size_t n, uint64_t off) {
-        while (n > 0) {
-                ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= k;
-                off += k;
-        }
-        return 0;
 }
 
 /* A new inode near its parent, counted as used, with the fields every
@@ -277,7 +262,7 @@ static int on_symlink(void *ctx, const nri_entry *e) {
                         return r;
                 memset(w->dirbuf, 0, BLOCK);
                 memcpy(w->dirbuf, e->link_target, len);
-                r = ext4_pwrite(w->fd, w->dirbuf, BLOCK, w->offset + blk * BLOCK);
+                r = nri_pwrite_all(w->fd, w->dirbuf, BLOCK, w->offset + blk * BLOCK);
                 if (r < 0)
                         return log_fs_errno(w, r, "%s: cannot write %s", w->image, e->target);
         }
@@ -302,26 +287,6 @@ static int on_hardlink(void *ctx, const nri_entry *e) {
         if (r < 0)
                 return r;
         return ext4_add_links(w, ino, false, e->target);
-}
-
-static int clear_range(writer *w, uint64_t size) {
-        static const char zeros[64 * 1024];
-
-        if (fallocate(w->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)w->offset, (off_t)size) == 0)
-                return 0;
-        if (errno != EOPNOTSUPP && errno != ENOSYS)
-                return log_fs_errno(w, -errno, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
-                                    w->offset, size);
-        for (uint64_t done = 0; done < size;) {
-                size_t n = size - done < sizeof(zeros) ? size - done : sizeof(zeros);
-                int r = ext4_pwrite(w->fd, zeros, n, w->offset + done);
-
-                if (r < 0)
-                        return log_fs_errno(w, r, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image,
-                                            w->offset, size);
-                done += n;
-        }
-        return 0;
 }
 
 /* The writer's own: released however nri_ext4_write() returns. */
@@ -353,18 +318,11 @@ static int set_timestamp(writer *w, int64_t t) {
 /* The image, open on w->fd and large enough; the writer's buffers; the
  * range cleared. */
 static int open_range(writer *w, uint64_t size) {
-        struct stat st;
+        int r;
 
-        w->fd = open(w->image, O_RDWR | O_CLOEXEC);
-        if (w->fd < 0)
-                return log_fs_errno(w, -errno, "%s: cannot open", w->image);
-        if (fstat(w->fd, &st) < 0)
-                return log_fs_errno(w, -errno, "%s: cannot stat", w->image);
-        if ((uint64_t)st.st_size < w->offset || (uint64_t)st.st_size - w->offset < size) {
-                log_error("%s: %s is %jd bytes, too small for %" PRIu64 " bytes at offset %" PRIu64 "",
-                          w->what, w->image, (intmax_t)st.st_size, size, w->offset);
-                return -EINVAL;
-        }
+        r = nri_range_open(w->image, w->offset, size, w->what, &w->fd);
+        if (r < 0)
+                return r;
         w->buf = malloc(COPY_BUFFER);
         w->cbuf = malloc(COPY_BUFFER);
         w->dirbuf = malloc(BLOCK);
@@ -373,7 +331,11 @@ static int open_range(writer *w, uint64_t size) {
                 return -ENOMEM;
         for (size_t i = 0; i < DIR_CACHE; i++)
                 w->dc[i].buf = w->dcbuf + i * BLOCK;
-        return clear_range(w, size);
+        r = nri_range_clear(w->fd, w->offset, size);
+        if (r < 0)
+                return log_fs_errno(w, r, "%s: cannot clear bytes %" PRIu64 "+%" PRIu64, w->image, w->offset,
+                                    size);
+        return 0;
 }
 
 /* The file system as mke2fs makes it, before any content: tables, label,

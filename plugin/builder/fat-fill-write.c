@@ -11,41 +11,20 @@
 #include <unistd.h>
 
 #include "nix-repart-image/macro.h"
+#include "range.h"
 
 static int pwrite_all(nri_fat_fill *f, int fd, const void *buf, size_t n, uint64_t off) {
-        const char *p = buf;
+        int r = nri_pwrite_all(fd, buf, n, off);
 
-        while (n > 0) {
-                ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return fail(f, k < 0 ? -errno : -EIO, "cannot write the file system: %s",
-                                    strerror(k < 0 ? errno : EIO));
-                p += k;
-                off += (uint64_t)k;
-                n -= (size_t)k;
-        }
-        return 0;
+        return r < 0 ? fail(f, r, "cannot write the file system: %m") : 0;
 }
 
 static int pread_all(nri_fat_fill *f, int fd, void *buf, size_t n, uint64_t off) {
-        char *p = buf;
+        int r = nri_pread_all(fd, buf, n, off);
 
-        while (n > 0) {
-                ssize_t k = pread(fd, p, n, (off_t)off);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return fail(f, k < 0 ? -errno : -EIO, "cannot read the file system mformat made: %s",
-                                    k < 0 ? strerror(errno) : "short read");
-                p += k;
-                off += (uint64_t)k;
-                n -= (size_t)k;
-        }
-        return 0;
+        if (r == -EIO)
+                return fail(f, r, "cannot read the file system mformat made: short read");
+        return r < 0 ? fail(f, r, "cannot read the file system mformat made: %m") : 0;
 }
 
 static uint32_t get_entry(const nri_fat_fill *f, const uint8_t *fat, uint32_t c) {
