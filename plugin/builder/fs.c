@@ -20,29 +20,49 @@ static const nri_fs_writer *writer_of(nri_format f) {
         return (int)f > NRI_FORMAT_NONE && f < _NRI_FORMAT_MAX ? writers[f] : NULL;
 }
 
-int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret) {
-        const nri_fs_writer *w = writer_of(fp->p->format);
+/* Minimize=guess: the content measured, its writer's bound. */
+static int guess_size(nri_fs_part *fp, const nri_fs_writer *w, uint64_t *ret) {
         nri_plan_stats st;
         int r;
 
-        *ret = nri_format_min_size(fp->p->format);
-        if (!w || fp->p->minimize != NRI_MINIMIZE_GUESS)
-                return 0;
         r = nri_plan_measure(fp->plan, &st, w->wants_dense ? &fp->dense : NULL);
-        if (r < 0) {
-                log_error_errno(r, "partition %s: cannot read its content: %m", fp->p->id);
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "partition %s: cannot read its content: %m", fp->p->id);
         r = w->guess_size(fp, &st, ret);
-        if (r < 0) {
-                log_error_errno(r, "partition %s: cannot work out the size of its content: %m", fp->p->id);
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "partition %s: cannot work out the size of its content: %m",
+                                       fp->p->id);
         if (fp->verbose)
                 log_info("partition %s: %" PRIu64 " files, %" PRIu64
-                         " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
+                         " bytes of content; Minimize=guess gives %" PRIu64 " bytes",
                          fp->p->id, st.files, st.bytes, *ret);
         return 0;
+}
+
+/* Minimize=best: the writer's exact size. */
+static int best_size(nri_fs_part *fp, const nri_fs_writer *w, uint64_t *ret) {
+        int r;
+
+        if (!w->best_size)
+                return log_error_errno(
+                    -EOPNOTSUPP,
+                    "partition %s: Minimize=best needs a read-only file system, which %s is not", fp->p->id,
+                    fp->type->name);
+        r = w->best_size(fp, ret);
+        if (r < 0)
+                return r;
+        if (fp->verbose)
+                log_info("partition %s: Minimize=best gives %" PRIu64 " bytes", fp->p->id, *ret);
+        return 0;
+}
+
+int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret) {
+        const nri_fs_writer *w = writer_of(fp->p->format);
+
+        *ret = nri_format_min_size(fp->p->format);
+        if (!w || fp->p->minimize == NRI_MINIMIZE_OFF)
+                return 0;
+        return fp->p->minimize == NRI_MINIMIZE_BEST ? best_size(fp, w, ret) : guess_size(fp, w, ret);
 }
 
 int nri_fs_write(const nri_fs_part *fp) {
@@ -65,7 +85,11 @@ int nri_fs_write(const nri_fs_part *fp) {
 }
 
 void nri_fs_part_done(nri_fs_part *fp) {
+        const nri_fs_writer *w = writer_of(fp->p->format);
+
         nri_plan_dense_free(&fp->dense);
+        if (w && w->done)
+                w->done(fp);
 }
 
 void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes) {

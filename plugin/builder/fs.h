@@ -30,6 +30,9 @@ typedef struct nri_fs_part {
         /* The files measuring found no block of zeros in, when the writer
          * wants them (nri_fs_min_size(); empty otherwise). */
         nri_plan_dense dense;
+        /* The writer's own, from best_size() to write() (a file system made
+         * aside to be measured, then placed); freed by its done(). */
+        void *state;
         /* Where it goes, once laid out: bytes [offset, offset + size) of the
          * image file. */
         const char *image;
@@ -41,6 +44,11 @@ typedef struct nri_fs_writer {
          * content of these totals (nri_plan_measure()); a multiple of 4096.
          * 0 or a negative errno. */
         int (*guess_size)(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret);
+        /* Minimize=best, for a read-only format (its row's read_only): the
+         * exact size the content needs, from the plan, a multiple of 4096;
+         * what it made to find out may stay in fp->state for write().  NULL
+         * for a writable format (the evaluator refuses best for it). */
+        int (*best_size)(nri_fs_part *fp, uint64_t *ret);
         /* Makes the file system in the partition's bytes and copies the plan
          * into it.  0, or a negative errno after a message naming the path,
          * the source or the call that failed (-ENOSPC: the content does not
@@ -49,18 +57,21 @@ typedef struct nri_fs_writer {
         /* Measuring should find the files with no block of zeros
          * (fp->dense), which the writer then copies without reading. */
         bool wants_dense;
+        /* Frees fp->state; NULL when the writer keeps none. */
+        void (*done)(nri_fs_part *fp);
 } nri_fs_writer;
 
 /* The least the partition's file system and its content need: the
  * format's minimum, and with Minimize=guess what its writer makes of the
- * measured content.  0, or a negative errno after a message. */
+ * measured content, with Minimize=best the exact size its writer works
+ * out.  0, or a negative errno after a message. */
 int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret);
 
 /* Writes the partition's file system (nothing for an unformatted one).  0,
  * or a negative errno after a message. */
 int nri_fs_write(const nri_fs_part *fp);
 
-/* Frees what nri_fs_min_size() kept. */
+/* Frees what nri_fs_min_size() kept (and the writer's state). */
 void nri_fs_part_done(nri_fs_part *fp);
 
 /* An ext4-style progress callback (ctx: the nri_fs_part): a line every
