@@ -4,7 +4,7 @@
  * nri_build() is the whole builder: it reads the spec (spec-json.h) and each
  * partition's closure (exportReferencesGraph), plans every file system
  * (plan.h), lays the partitions out (layout.h), writes the file systems
- * (ext4.h, vfat.h) and the GPT (gpt.h) into one image file, then
+ * (fs.h: each format's writer) and the GPT (gpt.h) into one image file, then
  * repart-output.json (output-json.h) and the split files.  The image is
  * written under a temporary name and renamed only when complete, so a failed
  * build leaves no image that looks finished. */
@@ -15,8 +15,8 @@
 #include <cjson/cJSON.h>
 
 #include "nix-repart-image/layout.h"
+#include "mformat.h" /* nri_mtools */
 #include "nix-repart-image/spec.h"
-#include "vfat.h"
 
 typedef struct nri_build_options {
         const cJSON *attrs; /* the whole .attrs.json */

@@ -15,8 +15,8 @@
 
 #include "nix-repart-image/file-systems.h"
 #include "nix-repart-image/spec.h"
+#include "mformat.h" /* nri_mtools */
 #include "plan.h"
-#include "vfat.h" /* nri_mtools */
 
 /* One partition's file system, as build.c hands it to the writer. */
 typedef struct nri_fs_part {
