@@ -12,6 +12,8 @@ import pytest
 
 from conftest import HELPERS, assert_eval_error, error_position
 
+pytestmark = pytest.mark.every_nix
+
 MARK = "«"
 
 

@@ -29,6 +29,9 @@ import pytest
 
 from conftest import HELPERS
 
+# Every Nix of the suite: the evaluator half is what differs between them.
+pytestmark = pytest.mark.every_nix
+
 SEED = int(os.environ.get("NRI_HOSTILE_SEED", "20261126"))
 CASES = int(os.environ.get("NRI_HOSTILE_CASES", "200"))
 JOBS = int(os.environ.get("NRI_HOSTILE_JOBS", str(os.cpu_count() or 2)))

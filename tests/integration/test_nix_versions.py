@@ -1,0 +1,91 @@
+"""The plugin across Nix versions (conftest.py: NIX_VERSIONS).
+
+- The same expression evaluated by every Nix gives the same derivation, and
+  each Nix builds the same image from it, byte for byte.
+- A plugin built for one Nix and loaded into another registers nothing and
+  says so in one line (load.cc), or the dynamic linker refuses it first:
+  either way a message, never a crash.
+"""
+import hashlib
+import itertools
+import uuid
+from pathlib import Path
+
+import pytest
+
+import imagecheck
+import scenarios
+from conftest import NIX_VERSIONS, Nix
+
+CRASH = ("Segmentation fault", "Aborted", "core dumped", "terminate called", "SIGSEGV", "std::")
+
+
+def digests(out):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(out).iterdir())}
+
+
+@pytest.mark.skipif(len(NIX_VERSIONS) < 2, reason="needs a second Nix (scripts/newer-nix.sh)")
+def test_every_nix_builds_the_same_image(tmp_path):
+    tag = uuid.uuid4().hex[:10]
+    text = scenarios.ESP_AND_ROOT.replace('name = "image";', f'name = "image-nv-{tag}";', 1)
+    nixes = []
+    for v in NIX_VERSIONS:
+        (tmp_path / v.name).mkdir()
+        nixes.append(Nix(tmp_path / v.name, version=v))
+    drvs = {}
+    for n in nixes:
+        scenarios.write_inputs(n)
+        file = n.write("image.nix", text)
+        r = n.run("nix-instantiate", "-A", "img", str(file))
+        assert r.returncode == 0, (n.version, r.stderr)
+        drvs[n.version.name] = r.stdout.strip()
+    # One derivation: the same inputs (the bundle, the closure, the ESP
+    # file), the same spec, the same builder.
+    assert len(set(drvs.values())) == 1, drvs
+    drv = next(iter(drvs.values()))
+
+    images = {}
+    out = None
+    for n in nixes:
+        # Each Nix builds it itself: the output of the one before is deleted.
+        if out is not None:
+            r = n.run(str(NIX_VERSIONS[0].bin_dir / "nix-store"), "--delete", out)
+            assert r.returncode == 0, r.stderr
+        r = n.run("nix-store", "--realise", drv, timeout=600)
+        assert r.returncode == 0, (n.version, r.stderr)
+        out = r.stdout.strip()
+        images[n.version.name] = digests(out)
+        assert "image.raw" in images[n.version.name]
+    first = images[NIX_VERSIONS[0].name]
+    for name, d in images.items():
+        assert d == first, f"Nix {name} built another image than Nix {NIX_VERSIONS[0].name}"
+    img = imagecheck.check_image(Path(out) / "image.raw", tmp_path)
+    assert [p.label for p in img.partitions] == ["esp", "nixos"]
+
+
+PAIRS = [(a, b) for a, b in itertools.permutations(NIX_VERSIONS, 2)]
+
+
+@pytest.mark.skipif(not PAIRS, reason="needs a second Nix (scripts/newer-nix.sh)")
+@pytest.mark.parametrize("built_for,running", PAIRS,
+                         ids=[f"plugin-{a.name}-in-nix-{b.name}" for a, b in PAIRS])
+def test_plugin_for_another_nix_is_refused_with_a_message(tmp_path, built_for, running):
+    n = Nix(tmp_path, plugin=False, version=running)
+    r = n.run("nix-instantiate", "--option", "plugin-files", str(built_for.plugin),
+              "--eval", "--json", "-E", "builtins ? repartImage")
+    for c in CRASH:
+        assert c not in r.stderr, r.stderr
+    # A signal shows as a negative status (or 128+N from a shell).
+    assert r.returncode in (0, 1), (r.returncode, r.stderr)
+    if r.returncode == 0:
+        # Loaded: it registered nothing and said why, in one line.
+        assert r.stdout.strip() == "false", r.stdout
+        lines = [l for l in r.stderr.splitlines() if "nix-repart-image" in l]
+        assert len(lines) == 1, r.stderr
+        assert (f"was built for Nix {built_for.name} but this is Nix {running.name}" in lines[0]
+                and "rebuild the plugin against this Nix" in lines[0]), r.stderr
+    else:
+        # The dynamic linker refused it (another C++ library, a missing
+        # symbol): Nix says so and names the file.
+        assert "could not dynamically open plugin file" in r.stderr, r.stderr
+        assert str(built_for.plugin) in r.stderr, r.stderr
