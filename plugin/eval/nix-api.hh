@@ -51,6 +51,7 @@
 #include <globals.hh>
 #include <primops.hh>
 #include <store-api.hh>
+#include <terminal.hh>
 #elif NRI_NIX_LAYOUT == 3
 #include <nix/expr/eval-inline.hh>
 #include <nix/expr/eval.hh>
@@ -59,6 +60,7 @@
 #include <nix/store/globals.hh>
 #include <nix/store/store-api.hh>
 #include <nix/util/config-global.hh>
+#include <nix/util/terminal.hh>
 #else
 #error "NRI_NIX_LAYOUT is not set: build the plugin with meson (plugin/eval/meson.build)"
 #endif
