@@ -275,10 +275,12 @@ def test_flake_builds_in_the_sandbox(nix):
     """Pure evaluation and a sandboxed build: the flake of test_flake.py."""
     from test_flake import write_flake
     d = write_flake(nix)
-    r = nix.run("nix", "build", "--no-link", "--json", *SANDBOX, f"path:{d}#packages.x86_64-linux.default",
+    # --print-out-paths where Nix has it (2.19 on), --json before.
+    out_flag = "--print-out-paths" if nix.version.new_cli else "--json"
+    r = nix.run("nix", "build", "--no-link", out_flag, *SANDBOX, f"path:{d}#packages.x86_64-linux.default",
                 timeout=600)
     assert r.returncode == 0, r.stderr
-    out = Path(r.json()[0]["outputs"]["out"])
+    out = Path(r.stdout.strip() if nix.version.new_cli else r.json()[0]["outputs"]["out"])
     assert (out / "image.raw").stat().st_size > 32 * 1024 * 1024
     # Built before (by this or another run): built again in the sandbox, and
     # the same bytes.
