@@ -105,8 +105,15 @@ ready() { # ready VERSION SOURCE-ID
   local p=$C$CACHE/nix-$1
   [ -x "$p/bin/nix" ] && [ "$(cat "$p/.built" 2>/dev/null)" = "$(stamp_text "$1" "$2")" ]
 }
+# Patches to a version's source, applied in name order: only what it takes
+# to build with Debian's libraries (see each patch's header).
+patches_of() { ls "$here/scripts/nix-patches/$1"/*.patch 2>/dev/null || true; }
 source_id() { # source_id VERSION KIND SHA
-  if [ "$2" = tarball ]; then echo "$3"; else echo "$2"; fi
+  local id=$3 p
+  [ "$2" = tarball ] || id=$2
+  p=$(patches_of "$1")
+  [ -z "$p" ] || id="$id+patches-$(cat $p | sha256sum | cut -c1-16)"
+  echo "$id"
 }
 
 todo=()
@@ -195,20 +202,27 @@ EOF
       fi
       got=$(sha256sum "$tb" | cut -d' ' -f1)
       [ "$got" = "$sha" ] || die "$tb has sha256 $got, not $sha: refusing to build it"
-      if [ ! -f "$C$src/.unpacked" ]; then
+      if [ "$(cat "$C$src/.unpacked" 2>/dev/null)" != "$sid" ]; then
+        # tar keeps the files' times: unchanged files stay older than
+        # their objects when a build directory is reused.
         rm -rf "$C$src" && mkdir -p "$C$src"
         tar -xJf "$tb" -C "$C$src" --strip-components=1
-        touch "$C$src/.unpacked"
       fi
     else
-      if [ ! -f "$C$src/.unpacked" ]; then
+      if [ "$(cat "$C$src/.unpacked" 2>/dev/null)" != "$sid" ]; then
         say "apt-get source nix=${kind#debian:} (in the chroot)"
         rm -rf "$C$src" "$C/build/deb-$ver" && mkdir -p "$C/build/deb-$ver"
         inchroot sh -c "cd /build/deb-$ver && apt-get source -q nix=${kind#debian:}" >/dev/null 2>&1 ||
           die "apt-get source nix=${kind#debian:} failed"
         mv "$C/build/deb-$ver"/nix-*/ "$C$src"
-        touch "$C$src/.unpacked"
       fi
+    fi
+    if [ "$(cat "$C$src/.unpacked" 2>/dev/null)" != "$sid" ]; then
+      for p in $(patches_of "$ver"); do
+        say "Nix $ver: patch ${p##*/}"
+        patch -d "$C$src" -p1 --quiet <"$p" || die "Nix $ver: ${p##*/} does not apply"
+      done
+      echo "$sid" >"$C$src/.unpacked"
     fi
 
     prefix=$CACHE/nix-$ver # the same path inside the chroot and on the host
@@ -222,15 +236,21 @@ EOF
       2.33.*) opts+=(-Dbindings=false -Djson-schema-checks=false -Dkaitai-struct-checks=false) ;;
       *)      opts+=(-Dfunctional-tests=false -Djson-schema-checks=false) ;;
     esac
-    rm -rf "$C$bdir" "$C$prefix"
+    # A build that stopped (a failure, an interrupt) goes on where it
+    # stopped, if it was set up by this recipe from this source.
+    if [ "$(cat "$C$bdir/.nri-stamp" 2>/dev/null)" != "$(stamp_text "$ver" "$sid")" ]; then
+      rm -rf "$C$bdir"
+      say "Nix $ver: meson setup ($OPT, shared libraries, prefix $prefix)"
+      inchroot env CFLAGS="$OPT -g0" CXXFLAGS="$OPT -g0" \
+        LDFLAGS="-Wl,--dynamic-linker=$loader -Wl,--disable-new-dtags -Wl,-rpath,$rpath" \
+        meson setup "$bdir" "$src" --prefix="$prefix" --libdir=lib --sysconfdir=/etc --localstatedir=/nix/var \
+        --buildtype=plain -Ddefault_library=shared "${opts[@]}" >"$CACHE/meson-setup-$ver.log" 2>&1 ||
+        { tail -30 "$CACHE/meson-setup-$ver.log"; die "Nix $ver: meson setup failed ($CACHE/meson-setup-$ver.log)"; }
+      stamp_text "$ver" "$sid" >"$C$bdir/.nri-stamp"
+    fi
+    rm -rf "$C$prefix"
     mkdir -p "$C$prefix"
     ln -sfn "trixie$prefix" "$CACHE/nix-$ver"
-    say "Nix $ver: meson setup ($OPT, shared libraries, prefix $prefix)"
-    inchroot env CFLAGS="$OPT -g0" CXXFLAGS="$OPT -g0" \
-      LDFLAGS="-Wl,--dynamic-linker=$loader -Wl,--disable-new-dtags -Wl,-rpath,$rpath" \
-      meson setup "$bdir" "$src" --prefix="$prefix" --libdir=lib --sysconfdir=/etc --localstatedir=/nix/var \
-      --buildtype=plain -Ddefault_library=shared "${opts[@]}" >"$CACHE/meson-setup-$ver.log" 2>&1 ||
-      { tail -30 "$CACHE/meson-setup-$ver.log"; die "Nix $ver: meson setup failed ($CACHE/meson-setup-$ver.log)"; }
     say "Nix $ver: ninja -j$JOBS (the long step: 10 to 20 minutes)"
     inchroot ninja -C "$bdir" -j"$JOBS" >"$CACHE/ninja-$ver.log" 2>&1 ||
       { tail -30 "$CACHE/ninja-$ver.log"; die "Nix $ver: build failed ($CACHE/ninja-$ver.log)"; }
