@@ -23,8 +23,11 @@
 # comes from the host) into the chroot's libraries, and the prefix has the
 # same path inside and outside the chroot (inside, $NRI_NIX_CACHE/trixie is a
 # symlink to /).  They use the host's /nix/store, /nix/var and $NIX_CONF_DIR
-# like any Nix: the store database keeps schema 10, which Nix 2.8 reads (a
-# newer Nix adds an empty SchemaMigrations table, which 2.8 ignores).
+# like any Nix, with Debian's Nix 2.8: the store database keeps schema 10;
+# a newer Nix adds a SchemaMigrations table, which 2.8 ignores, and 2.35
+# drops the index IndexReferrer, which the primary key of Refs (referrer,
+# reference) makes redundant and 2.8 does not need (its queries and
+# `nix-store --verify` work as before).
 #
 # Sources, and nothing downloaded but Debian packages:
 #   2.26.3   Debian trixie's nix source package (Debian's patches applied)

@@ -368,6 +368,16 @@ inline std::string storeUri(nix::Store &store) {
 #endif
 }
 
+#if NRI_NIX_LAYOUT > 1
+// A directory of the host, read as `nix-store --add` reads it: through the
+// file system itself, not through the evaluator's accessor, which pure
+// evaluation restricts to the expression's own sources (the directory is the
+// plugin's, named by nix.conf, as Nix 2.8 reads it).
+inline nix::SourcePath hostDir(const std::string &dir) {
+        return nix::SourcePath(nix::getFSSourceAccessor(), nix::CanonPath(dir));
+}
+#endif
+
 // The store path `nix-store --add dir` gives (NAR, SHA-256), without adding.
 inline nix::StorePath computeDirStorePath(EvalState &state, const std::string &name,
                                           const std::string &dir) {
@@ -376,8 +386,8 @@ inline nix::StorePath computeDirStorePath(EvalState &state, const std::string &n
 #else
         // The method spelt out: 2.26's default argument does not compile.
         return state.store
-            ->computeStorePath(name, state.rootPath(nix::CanonPath(dir)),
-                               nix::ContentAddressMethod::Raw::NixArchive, nix::HashAlgorithm::SHA256)
+            ->computeStorePath(name, hostDir(dir), nix::ContentAddressMethod::Raw::NixArchive,
+                               nix::HashAlgorithm::SHA256)
             .first;
 #endif
 }
@@ -387,7 +397,7 @@ inline nix::StorePath addDirToStore(EvalState &state, const std::string &name, c
 #if NRI_NIX_LAYOUT == 1
         return state.store->addToStore(name, dir);
 #else
-        return state.store->addToStore(name, state.rootPath(nix::CanonPath(dir)));
+        return state.store->addToStore(name, hostDir(dir));
 #endif
 }
 

@@ -57,6 +57,15 @@ class NixVersion:
         return self.number >= tuple(int(x) for x in version.split("."))
 
     @property
+    def extra_plugin_files(self) -> bool:
+        """Whether `extra-plugin-files` adds to plugin-files.  Nix 2.33 and
+        2.35 make plugin-files a list of std::filesystem::path, for which
+        their Config has no appending: `extra-plugin-files` is then an
+        unknown setting (upstream Nix; plugin-files itself must list every
+        plugin)."""
+        return not self.at_least("2.33")
+
+    @property
     def new_cli(self) -> bool:
         """`nix config show`, `nix derivation show`, `nix build
         --print-out-paths` (2.8 has show-config, show-derivation, --json)."""
@@ -150,6 +159,11 @@ class Nix:
         self.plugin = self.version.plugin
         self.conf_dir = tmp_path / "etc-nix"
         self.conf_dir.mkdir(exist_ok=True)
+        # For the machine's Nix reading what this one wrote (show_derivation):
+        # no plugin, which may be built for another Nix.
+        self.plain_conf_dir = tmp_path / "etc-nix-plain"
+        self.plain_conf_dir.mkdir(exist_ok=True)
+        (self.plain_conf_dir / "nix.conf").write_text(BASE_CONF)
         # The builder comes from the bundle, as for users (README: "How the
         # builder reaches the sandbox"); repart-image-builder would override it.
         self.settings = {"repart-image-bundle": str(BUNDLE)}
@@ -215,12 +229,18 @@ class Nix:
         """nix-build without a result link; stdout is the output path."""
         return self.run("nix-build", "--no-out-link", *extra, str(path), timeout=timeout)
 
+    def run_host(self, program, *args, **kw) -> NixResult:
+        """A program of the machine's Nix, without the plugin (which may be
+        built for this object's Nix, another one)."""
+        env = dict(kw.pop("env", None) or {}, NIX_CONF_DIR=str(self.plain_conf_dir))
+        return self.run(str(HOST_NIX.bin_dir / program), *args, env=env, **kw)
+
     def show_derivation(self, drv: str) -> dict:
         """The .drv file as Nix 2.8's `nix show-derivation` shows it.  The
         file is the same for every Nix (ATerm, in the shared store), but the
         JSON of `nix derivation show` changed shape in 2.32; reading it
         with one Nix keeps the tests' expectations one."""
-        r = self.run(str(HOST_NIX.bin_dir / "nix"), "show-derivation", drv)
+        r = self.run_host("nix", "show-derivation", drv)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)[drv]
 
@@ -288,8 +308,22 @@ def assert_eval_error(result: NixResult):
 
 
 def error_position(stderr: str):
-    """The (file, line, column) Nix printed for the error, or None."""
-    m = re.search(r"^\s*at (\S+):(\d+):(\d+):", stderr, re.M)
+    """The (file, line, column) Nix printed for the error itself, or None:
+    the first "at FILE:LINE:COLUMN:" after the last "error:" line.  Nix 2.8
+    prints the message and then its position; later versions print the
+    trace first ("… while calling the 'repartImage' builtin", at the call),
+    then "error: <message>" and its position (call_position())."""
+    starts = [m.end() for m in re.finditer(r"^\s*error:", stderr, re.M)]
+    m = re.compile(r"^\s*at (\S+):(\d+):(\d+):", re.M).search(stderr, starts[-1] if starts else 0)
+    if not m:
+        return None
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def call_position(stderr: str):
+    """The (file, line, column) of the "… while calling the 'repartImage'
+    builtin" trace that Nix after 2.8 prints before the error, or None."""
+    m = re.search(r"… while calling the 'repartImage' builtin\s*\n\s*at (\S+):(\d+):(\d+):", stderr)
     if not m:
         return None
     return m.group(1), int(m.group(2)), int(m.group(3))

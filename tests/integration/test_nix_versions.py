@@ -49,17 +49,17 @@ def test_every_nix_builds_the_same_image(tmp_path):
     for n in nixes:
         # Each Nix builds it itself: the output of the one before is deleted.
         if out is not None:
-            r = n.run(str(NIX_VERSIONS[0].bin_dir / "nix-store"), "--delete", out)
+            r = n.run_host("nix-store", "--delete", out)
             assert r.returncode == 0, r.stderr
         r = n.run("nix-store", "--realise", drv, timeout=600)
         assert r.returncode == 0, (n.version, r.stderr)
         out = r.stdout.strip()
         images[n.version.name] = digests(out)
-        assert "image.raw" in images[n.version.name]
+        assert f"image-nv-{tag}.raw" in images[n.version.name], images
     first = images[NIX_VERSIONS[0].name]
     for name, d in images.items():
         assert d == first, f"Nix {name} built another image than Nix {NIX_VERSIONS[0].name}"
-    img = imagecheck.check_image(Path(out) / "image.raw", tmp_path)
+    img = imagecheck.check_image(Path(out) / f"image-nv-{tag}.raw", tmp_path)
     assert [p.label for p in img.partitions] == ["esp", "nixos"]
 
 
