@@ -307,6 +307,16 @@ def assert_eval_error(result: NixResult):
     assert "error:" in result.stderr, result.stderr
 
 
+def one_error_report(stderr: str) -> bool:
+    """One error report, not a report quoted in another ("…: error: …").
+    Nix 2.8 prints "error: <message>"; later versions, when they show a
+    trace, print "error:" alone, the trace, then "error: <message>"."""
+    heads = re.findall(r"^\s*error:(.*)$", stderr, re.M)
+    if stderr.count("error:") != len(heads):
+        return False  # "error:" inside a line: a quoted report
+    return len(heads) == 1 or (len(heads) == 2 and heads[0].strip() == "")
+
+
 def error_position(stderr: str):
     """The (file, line, column) Nix printed for the error itself, or None:
     the first "at FILE:LINE:COLUMN:" after the last "error:" line.  Nix 2.8

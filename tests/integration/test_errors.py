@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import HELPERS, assert_eval_error, call_position, error_position
+from conftest import HELPERS, assert_eval_error, call_position, error_position, one_error_report
 
 pytestmark = pytest.mark.every_nix
 
@@ -206,7 +206,7 @@ def test_bad_input(nix, text, path, words):
     assert_eval_error(r)
     msg = r.stderr
     # One report, not a report quoted in another ("…: error: …").
-    assert msg.count("error:") == 1, msg
+    assert one_error_report(msg), msg
     assert "builtins.repartImage: " + path in msg or f"builtins.repartImage: {path}" in msg \
         or re.search(r"builtins\.repartImage: [^\n]*" + re.escape(path), msg), msg
     for w in words:

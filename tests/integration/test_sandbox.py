@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import scenarios
-from conftest import BUNDLE, assert_eval_error
+from conftest import BUNDLE, assert_eval_error, one_error_report
 
 BUSYBOX = Path("/bin/busybox")
 SANDBOX = ("--option", "sandbox", "true", "--option", "sandbox-paths", f"/bin/sh={BUSYBOX}")
@@ -158,7 +158,7 @@ def test_missing_bundle_is_an_error_only_for_the_derivation(nix):
     assert_eval_error(r)
     assert "/nonexistent/nix-repart-image-bundle" in r.stderr
     assert "repart-image-bundle" in r.stderr
-    assert r.stderr.count("error:") == 1, r.stderr
+    assert one_error_report(r.stderr), r.stderr
 
 
 @pytest.mark.every_nix
@@ -172,7 +172,7 @@ def test_store_refusing_the_import(nix):
     assert f"nix-store --add {BUNDLE}" in r.stderr
     # Nix's reason, quoted in ours without its own "error:" (c9e27fd said
     # "builtins.repartImage: error: cannot add … (error: operation …)").
-    assert r.stderr.count("error:") == 1, r.stderr
+    assert one_error_report(r.stderr), r.stderr
 
 
 @pytest.mark.every_nix
