@@ -60,6 +60,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$here/scripts/trixie-chroot.sh" # CACHE, C, say, die, inchroot, chroot_lock, chroot_mount
+# child_cpu VAR: VAR = user and system CPU seconds of this script's
+# finished children so far (`times` in this shell, not in a subshell).
+child_cpu() {
+  local f
+  f=$(mktemp)
+  times >"$f"
+  printf -v "$1" '%s' "$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f")"
+  rm -f "$f"
+}
 TARBALLS=${NRI_NIX_TARBALLS:-$(cd "$here/.." && pwd)/shared/nix-src}
 OPT=${NRI_NIX_OPT:--O0}
 JOBS=${JOBS:-$(nproc)}
@@ -255,15 +264,22 @@ EOF
     mkdir -p "$C$prefix"
     ln -sfn "trixie$prefix" "$CACHE/nix-$ver"
     say "Nix $ver: ninja -j$JOBS (the long step: 10 to 20 minutes)"
+    # The time it took, wall and CPU, is kept with the build ($prefix/.time).
+    start=$SECONDS
+    child_cpu cpu0
     inchroot ninja -C "$bdir" -j"$JOBS" >"$CACHE/ninja-$ver.log" 2>&1 ||
       { tail -30 "$CACHE/ninja-$ver.log"; die "Nix $ver: build failed ($CACHE/ninja-$ver.log)"; }
+    child_cpu cpu1
+    took=$(awk -v w=$((SECONDS - start)) -v c0="$cpu0" -v c1="$cpu1" \
+      'BEGIN { printf "%.1f min wall, %.1f min CPU", w / 60, (c1 - c0) / 60 }')
     inchroot ninja -C "$bdir" install >"$CACHE/ninja-install-$ver.log" 2>&1 ||
       { tail -30 "$CACHE/ninja-install-$ver.log"; die "Nix $ver: install failed"; }
     # Runs on the host, outside the chroot?
     "$prefix/bin/nix" --version >/dev/null || die "Nix $ver: $prefix/bin/nix does not run on the host"
     rm -rf "$C$bdir"
     stamp_text "$ver" "$sid" >"$C$prefix/.built"
-    say "Nix $ver: ready in $prefix"
+    echo "$took" >"$C$prefix/.time"
+    say "Nix $ver: ready in $prefix (ninja: $took)"
   done
 fi
 
