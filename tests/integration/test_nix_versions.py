@@ -5,9 +5,13 @@
 - A plugin built for one Nix and loaded into another registers nothing and
   says so in one line (load.cc), or the dynamic linker refuses it first:
   either way a message, never a crash.
+- meson refuses to build the plugin against a Nix outside the supported
+  range (plugin/eval/meson.build), and says which versions it supports.
 """
 import hashlib
 import itertools
+import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import pytest
 
 import imagecheck
 import scenarios
-from conftest import NIX_VERSIONS, Nix
+from conftest import NIX_VERSIONS, ROOT, Nix
 
 CRASH = ("Segmentation fault", "Aborted", "core dumped", "terminate called", "SIGSEGV", "std::")
 
@@ -89,3 +93,42 @@ def test_plugin_for_another_nix_is_refused_with_a_message(tmp_path, built_for, r
         # symbol): Nix says so and names the file.
         assert "could not dynamically open plugin file" in r.stderr, r.stderr
         assert str(built_for.plugin) in r.stderr, r.stderr
+
+
+# ---- meson: the supported range ----------------------------------------
+
+def fake_nix_pc(tmp_path, version):
+    """A nix-expr.pc and nix-store.pc saying `version`: enough for meson to
+    decide, before it looks at any header."""
+    d = tmp_path / f"pc-{version}"
+    d.mkdir()
+    for name in ("nix-expr", "nix-store"):
+        (d / f"{name}.pc").write_text(f"prefix=/opt/nix-{version}\nincludedir=${{prefix}}/include\n\n"
+                                      f"Name: Nix\nDescription: Nix\nVersion: {version}\n"
+                                      f"Cflags: -I${{includedir}}\n")
+    return d
+
+
+@pytest.mark.parametrize("version", ["2.20.0", "2.36.0", "3.0.0", None])
+def test_meson_refuses_a_nix_outside_the_range(tmp_path, version):
+    # Debian's nix-expr.pc is not on pkg-config's default path (setup-debian.sh
+    # passes -Dpkg_config_path): without a PKG_CONFIG_PATH, there is none.
+    env = dict(os.environ, PKG_CONFIG_PATH=str(fake_nix_pc(tmp_path, version)) if version else "")
+    r = subprocess.run(["meson", "setup", str(tmp_path / "build"), str(ROOT), "-Dbuilder=false"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0, r.stdout
+    out = r.stdout + r.stderr
+    if version:
+        assert f"pkg-config found Nix {version}" in out and "which this plugin does not support" in out, out
+    else:
+        assert "nix-expr.pc was not found" in out and "PKG_CONFIG_PATH" in out, out
+    # The range, as plugin/eval/meson.build writes it once.
+    assert "Supported: 2.8, 2.26–2.27, 2.28–2.35" in out or "Supported Nix versions: 2.8, 2.26–2.27, 2.28–2.35" in out, out
+
+
+def test_meson_warns_about_an_untested_nix_in_the_range(tmp_path):
+    env = dict(os.environ, PKG_CONFIG_PATH=str(fake_nix_pc(tmp_path, "2.30.1")))
+    r = subprocess.run(["meson", "setup", str(tmp_path / "build"), str(ROOT), "-Dbuilder=false"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    out = r.stdout + r.stderr
+    assert "Nix 2.30.1 is in the supported range" in out and "not one the test suite runs against" in out, out
