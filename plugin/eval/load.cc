@@ -11,7 +11,9 @@
 // string.
 //
 // This file includes no Nix header: reading the running version must not
-// depend on the API it checks.
+// depend on the API it checks.  And the plugin is linked against none of
+// Nix's libraries (plugin/eval/meson.build), so loading it brings no code
+// of the Nix it was built for into another Nix's process.
 
 #include <dlfcn.h>
 

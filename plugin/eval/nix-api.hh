@@ -2,11 +2,10 @@
 // against.  Every difference between the Nix versions the plugin supports is
 // here, as small inline adapters; primop.cc is written once against them.
 //
-// plugin/eval/meson.build defines, from nix-expr.pc:
-//   NRI_NIX_LAYOUT          1: Nix 2.8 (flat headers, config.h)
-//                           2: Nix 2.26-2.27 (flat headers, config-*.hh)
-//                           3: Nix 2.28 on (nix/util, nix/store, nix/expr)
-//   NRI_NIX_VERSION_NUMBER  2.26.3 -> 22603
+// plugin/eval/meson.build defines, from nix-expr.pc's version:
+//   NRI_NIX_LAYOUT  1: Nix 2.8 (flat headers, config.h)
+//                   2: Nix 2.26-2.27 (flat headers, config-*.hh)
+//                   3: Nix 2.28 on (nix/util, nix/store, nix/expr)
 // and refuses any other Nix, so the branches below are the whole list.
 //
 // What changed, and where it is absorbed:
