@@ -107,6 +107,8 @@ NRI_DECLARE_STRING_TABLE_LOOKUP(nri_format, nri_format);
 /* The formats' names for a message, in the table's order, the last two
  * joined by `last` ("ext4, vfat" with ", ", "ext4 or vfat" with " or "). */
 const char *nri_format_names(nri_arena *a, const char *last);
+/* The same as Markdown code, for the primop's :doc ("`ext4`, `vfat`"). */
+const char *nri_format_names_code(nri_arena *a);
 
 /* The least a partition of format `f` needs before any content: its row's
  * min_size, 0 for none. */

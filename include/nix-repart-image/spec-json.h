@@ -50,7 +50,7 @@
  *         "priority": 0, "weight": 1000, "paddingWeight": 0,
  *         "sizeMinBytes": n|null, "sizeMaxBytes": n|null,
  *         "paddingMinBytes": n|null, "paddingMaxBytes": n|null,
- *         "format": "ext4" | "vfat" | null,
+ *         "format": "<name>" | null,       a row's name in file-systems.h;
  *                                          ext4 also when the partition gets
  *                                          files and has no Format= (as in
  *                                          systemd-repart 252)

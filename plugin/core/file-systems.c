@@ -23,16 +23,24 @@ const nri_fs_type *nri_fs_type_of(nri_format f) {
 static const char *const nri_format_table[_NRI_FORMAT_MAX] = {NRI_FILE_SYSTEMS(NRI_FS_NAME_)};
 NRI_DEFINE_STRING_TABLE_LOOKUP(nri_format, nri_format);
 
-const char *nri_format_names(nri_arena *a, const char *last) {
+static const char *format_names(nri_arena *a, const char *quote, const char *last) {
         const char *s = "";
 
         for (int f = NRI_FORMAT_NONE + 1; f < _NRI_FORMAT_MAX; f++)
-                s = nri_printf(a, "%s%s%s", s,
+                s = nri_printf(a, "%s%s%s%s%s", s,
                                f == NRI_FORMAT_NONE + 1   ? ""
                                : f + 1 == _NRI_FORMAT_MAX ? last
                                                           : ", ",
-                               fs_types[f].name);
+                               quote, fs_types[f].name, quote);
         return s;
+}
+
+const char *nri_format_names(nri_arena *a, const char *last) {
+        return format_names(a, "", last);
+}
+
+const char *nri_format_names_code(nri_arena *a) {
+        return format_names(a, "`", ", ");
 }
 
 uint64_t nri_format_min_size(nri_format f) {

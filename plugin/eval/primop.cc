@@ -26,6 +26,7 @@
 #include <vector>
 
 extern "C" {
+#include <nix-repart-image/file-systems.h>
 #include <nix-repart-image/spec-json.h>
 #include <nix-repart-image/spec.h>
 
@@ -537,7 +538,8 @@ void primRepartImage(EvalState &state, nri::PrimOpPos pos, Value **args, Value &
         Call(state, nri::position(pos)).run(*args[0], v);
 }
 
-const char *const repartImageDoc = R"(
+// The :doc text, in two halves around the formats (file-systems.h).
+const char *const repartImageDocHead = R"(
 Build a GPT disk image the way NixOS's `image.repart` does, with
 systemd-repart's semantics, and return the derivation that builds it.
 (Loaded from the nix-repart-image plugin, version )" NRI_VERSION R"(.)
@@ -562,10 +564,11 @@ The argument is the attribute set `image.repart` takes:
   name order, each with:
   - `repartConfig` (required): systemd-repart `[Partition]` settings: `Type`,
     `Label`, `UUID`, `Priority`, `Weight`, `PaddingWeight`, `SizeMinBytes`,
-    `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` (`ext4`,
-    `vfat`), `CopyFiles`, `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`,
-    `ReadOnly`, `GrowFileSystem`, `SplitName`; values are strings, integers,
-    Booleans, or lists of strings for `CopyFiles` and `MakeDirectories`.
+    `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` ()";
+const char *const repartImageDocTail = R"(), `CopyFiles`,
+    `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`, `ReadOnly`,
+    `GrowFileSystem`, `SplitName`; values are strings, integers, Booleans,
+    or lists of strings for `CopyFiles` and `MakeDirectories`.
   - `contents.<target>.source`: copied to `<target>`: a path (added to the
     store), a derivation or other set with `outPath` or `__toString` (taken
     as `"${set}"`), or a string naming a store path its own context holds
@@ -593,11 +596,20 @@ builtins.repartImage {
 ```
 )";
 
+// The :doc text; Nix keeps the pointer for as long as it runs.
+const char *repartImageDoc() {
+        std::unique_ptr<nri_arena, ArenaDeleter> a(nri_arena_new());
+
+        return (new std::string(std::string(repartImageDocHead) + nri_format_names_code(a.get()) +
+                                repartImageDocTail))
+            ->c_str();
+}
+
 } // namespace
 
 // Called by load.cc when the running Nix is the one the plugin was built for.
 void nri_register() {
         repartImageSettings = new RepartImageSettings;
         nri::registerSettings(repartImageSettings);
-        nri::registerPrimOp("repartImage", {"image"}, repartImageDoc, primRepartImage);
+        nri::registerPrimOp("repartImage", {"image"}, repartImageDoc(), primRepartImage);
 }

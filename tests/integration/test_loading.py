@@ -1,10 +1,15 @@
 """The plugin loads by every mechanism Nix offers, and documents itself,
 in every Nix version of the suite."""
+import re
+from pathlib import Path
+
 import pytest
 
 from conftest import assert_eval_error
 
 pytestmark = pytest.mark.every_nix
+
+FILE_SYSTEMS_H = Path(__file__).parents[2] / "include" / "nix-repart-image" / "file-systems.h"
 
 HAS = "builtins ? repartImage"
 
@@ -87,6 +92,12 @@ def test_repl_doc(nix):
                 "nixStorePrefix", "stripNixStorePrefix"):
         assert arg in out, f"{arg} missing from :doc"
     assert "0867da16-f251-457d-a9e8-c31f9a3c220b" in out
+    # The formats are the file-system table's, in its order (file-systems.h).
+    formats = re.findall(r"^\s*FS\(\w+, (\w+),", FILE_SYSTEMS_H.read_text(), re.M)
+    assert formats[:2] == ["ext4", "vfat"], formats
+    listed = re.search(r"Format\s+\(([^)]*)\)", out)
+    assert listed, out
+    assert re.split(r"[`,\s]+", listed[1].strip("` ")) == formats, listed[0]
 
 
 def test_missing_plugin_file_is_an_error(nix_without_plugin):

@@ -31,6 +31,7 @@ static void test_messages(void) {
 
         CHECK_STR(nri_format_names(a, ", "), "ext4, vfat");
         CHECK_STR(nri_format_names(a, " or "), "ext4 or vfat");
+        CHECK_STR(nri_format_names_code(a), "`ext4`, `vfat`");
         nri_arena_free(a);
 }
 
