@@ -62,7 +62,11 @@ int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret) {
         *ret = nri_format_min_size(fp->p->format);
         if (!w || fp->p->minimize == NRI_MINIMIZE_OFF)
                 return 0;
-        return fp->p->minimize == NRI_MINIMIZE_BEST ? best_size(fp, w, ret) : guess_size(fp, w, ret);
+        if (fp->p->minimize == NRI_MINIMIZE_BEST)
+                return best_size(fp, w, ret);
+        /* Nothing to measure (swap): the partition keeps its size, as
+         * systemd-repart leaves a partition without content. */
+        return w->guess_size ? guess_size(fp, w, ret) : 0;
 }
 
 int nri_fs_write(const nri_fs_part *fp) {

@@ -42,7 +42,8 @@ typedef struct nri_fs_part {
 typedef struct nri_fs_writer {
         /* Minimize=guess: a size of this file system that surely holds
          * content of these totals (nri_plan_measure()); a multiple of 4096.
-         * 0 or a negative errno. */
+         * 0 or a negative errno.  NULL for a format that holds no files
+         * (its row's holds_files): Minimize=guess leaves its size alone. */
         int (*guess_size)(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret);
         /* Minimize=best, for a read-only format (its row's read_only): the
          * exact size the content needs, from the plan, a multiple of 4096;
