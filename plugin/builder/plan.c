@@ -353,86 +353,102 @@ static int reopen_parent(walk *w, frame *stack, size_t i) {
         return 0;
 }
 
+/* Visits the next entry of the directory *f, with w->src and w->tgt set to
+ * its paths; *ret_child is the directory to descend into (its fd < 0:
+ * none). */
+static int visit_next(walk *w, frame *f, frame *ret_child) {
+        const char *name = f->names[f->i++];
+        struct stat st;
+        int fd, r;
+
+        ret_child->fd = -1;
+        strbuf_set_len(&w->src, f->src_len);
+        strbuf_set_len(&w->tgt, f->tgt_len);
+        if ((r = strbuf_append(&w->src, "/", 1)) < 0 ||
+            (r = strbuf_append(&w->src, name, strlen(name))) < 0 ||
+            (r = strbuf_append(&w->tgt, "/", 1)) < 0 || (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
+                return r;
+        fd = open_regular(f->fd, name, &st);
+        if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return log_errno(-errno, "%s: cannot stat", w->src.s);
+        r = visit(
+            w,
+            &(source){
+                .dirfd = f->fd, .name = name, .st = &st, .fd = fd, .parent = f->id, .fresh = !f->merged},
+            ret_child);
+        if (r == NRI_VISIT_KEPT_FD)
+                return 0; /* the visitor closes fd */
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* The walk's stack of open directories: stack[lo..depth) have descriptors,
+ * at most MAX_OPEN_DIRS of them. */
+typedef struct dir_stack {
+        frame *f;
+        size_t depth, cap, lo;
+} dir_stack;
+
+/* Pushes `child` (taken: freed on failure), closing the descriptor of the
+ * oldest open directory beyond MAX_OPEN_DIRS. */
+static int push(dir_stack *s, frame *child) {
+        if (s->depth == s->cap) {
+                frame *p = realloc(s->f, sizeof(*s->f) * (s->cap *= 2));
+
+                if (!p) {
+                        frame_free(child);
+                        return -ENOMEM;
+                }
+                s->f = p;
+        }
+        s->f[s->depth++] = *child;
+        if (s->depth - s->lo > MAX_OPEN_DIRS) {
+                close(s->f[s->lo].fd);
+                s->f[s->lo++].fd = -1;
+        }
+        return 0;
+}
+
+/* Pops the directory whose entries are all visited, opening its parent
+ * again if its descriptor was closed. */
+static int pop(walk *w, dir_stack *s) {
+        int r = 0;
+
+        if (s->depth > 1 && s->f[s->depth - 2].fd < 0) {
+                r = reopen_parent(w, s->f, s->depth - 1);
+                s->lo = s->depth - 2;
+        }
+        frame_free(&s->f[--s->depth]);
+        return r;
+}
+
 /* Walks the tree whose top directory is open in *top (the copy's source,
  * w->top_name in w->top_fd), depth first. */
 static int walk_tree(walk *w, frame *top) {
-        frame *stack = NULL;
-        size_t depth = 0, cap = 16, lo = 0; /* stack[lo..depth) have descriptors */
+        dir_stack s = {.cap = 16};
         int r = 0;
 
-        stack = malloc(sizeof(*stack) * cap);
-        if (!stack) {
+        s.f = malloc(sizeof(*s.f) * s.cap);
+        if (!s.f) {
                 frame_free(top);
                 return -ENOMEM;
         }
-        stack[depth++] = *top;
+        s.f[s.depth++] = *top;
 
-        while (depth > 0) {
-                frame *f = &stack[depth - 1];
-                struct stat st;
-                frame child;
-                const char *name;
-                int fd;
+        while (s.depth > 0) {
+                frame *f = &s.f[s.depth - 1], child;
 
-                if (f->i == f->n) {
-                        if (depth > 1 && stack[depth - 2].fd < 0) {
-                                r = reopen_parent(w, stack, depth - 1);
-                                lo = depth - 2;
-                        }
-                        frame_free(f);
-                        depth--;
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                name = f->names[f->i++];
-                strbuf_set_len(&w->src, f->src_len);
-                strbuf_set_len(&w->tgt, f->tgt_len);
-                if ((r = strbuf_append(&w->src, "/", 1)) < 0 ||
-                    (r = strbuf_append(&w->src, name, strlen(name))) < 0 ||
-                    (r = strbuf_append(&w->tgt, "/", 1)) < 0 ||
-                    (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
-                        break;
-                fd = open_regular(f->fd, name, &st);
-                if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_errno(-errno, "%s: cannot stat", w->src.s);
-                        break;
-                }
-                r = visit(w,
-                          &(source){.dirfd = f->fd,
-                                    .name = name,
-                                    .st = &st,
-                                    .fd = fd,
-                                    .parent = f->id,
-                                    .fresh = !f->merged},
-                          &child);
-                if (r == NRI_VISIT_KEPT_FD)
-                        r = 0; /* the visitor closes fd */
-                else if (fd >= 0)
-                        close(fd);
+                if (f->i == f->n)
+                        r = pop(w, &s);
+                else if ((r = visit_next(w, f, &child)) >= 0 && child.fd >= 0)
+                        r = push(&s, &child);
                 if (r < 0)
                         break;
-                if (child.fd < 0)
-                        continue;
-                if (depth == cap) {
-                        frame *p = realloc(stack, sizeof(*stack) * (cap *= 2));
-
-                        if (!p) {
-                                frame_free(&child);
-                                r = -ENOMEM;
-                                break;
-                        }
-                        stack = p;
-                }
-                stack[depth++] = child;
-                if (depth - lo > MAX_OPEN_DIRS) {
-                        close(stack[lo].fd);
-                        stack[lo++].fd = -1;
-                }
         }
-        while (depth > 0)
-                frame_free(&stack[--depth]);
-        free(stack);
+        while (s.depth > 0)
+                frame_free(&s.f[--s.depth]);
+        free(s.f);
         return r;
 }
 
