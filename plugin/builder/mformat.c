@@ -130,70 +130,62 @@ static void free_env(char **env) {
  * getppid().  Run by hand from a terminal, the program could stop to ask
  * on it: it gives up the controlling terminal (TIOCNOTTY), which is all
  * that a new session was for. */
-static int run(const nri_mtools *mt, char *const *argv, char *const *env, const char *what,
-               const char *doing) {
+/* argv with a loader (a bundle's, main.c) in front, as `LOADER
+ * --library-path LIBRARY_PATH argv…`: the bundle's programs are not
+ * patched to find its loader and libraries.  *ret_argv is malloc'ed, NULL
+ * when there is no loader (run argv as it is). */
+static int with_loader(const nri_mtools *mt, char *const *argv, char ***ret_argv) {
         const char *loader = mt ? mt->loader : NULL, *libs = mt ? mt->library_path : NULL;
-        char **largv = NULL, *const *args = argv;
+        size_t argc = 0;
+        char **largv;
+
+        *ret_argv = NULL;
+        if (!loader || !*loader)
+                return 0;
+        while (argv[argc])
+                argc++;
+        largv = calloc(argc + 4, sizeof(char *));
+        if (!largv)
+                return -ENOMEM;
+        largv[0] = (char *)loader;
+        largv[1] = (char *)"--library-path";
+        largv[2] = (char *)(libs ? libs : "");
+        memcpy(largv + 3, argv, argc * sizeof(char *));
+        *ret_argv = largv;
+        return 0;
+}
+
+/* The child's side of the fork(): only calls that are safe there. */
+_Noreturn static void child(char *const *args, char *const *env, int out, pid_t parent) {
+        sigset_t none;
+        int fd;
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127);
+        /* Signals as a new program expects them (sigaction() and
+         * sigprocmask() are safe here; signal() is not). */
+        for (int sig = 1; sig < NSIG; sig++)
+                (void)sigaction(sig, &(struct sigaction){.sa_handler = SIG_DFL}, NULL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd >= 0)
+                (void)ioctl(fd, TIOCNOTTY);
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || dup2(fd, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+                _exit(127);
+        execve(args[0], args, env);
+        _exit(127);
+}
+
+/* Passes what the program prints on to our stderr until it closes its
+ * end; returns how many bytes it printed. */
+static size_t relay_output(int fd) {
         size_t printed = 0;
-        int r, status, out[2];
-        pid_t pid, parent = getpid();
         char buf[4096];
         ssize_t n;
 
-        /* With a loader (a bundle's, main.c), as `LOADER --library-path
-         * LIBRARY_PATH argv…`: the bundle's programs are not patched to find
-         * its loader and libraries. */
-        if (loader && *loader) {
-                size_t argc = 0;
-
-                while (argv[argc])
-                        argc++;
-                largv = calloc(argc + 4, sizeof(char *));
-                if (!largv)
-                        return -ENOMEM;
-                largv[0] = (char *)loader;
-                largv[1] = (char *)"--library-path";
-                largv[2] = (char *)(libs ? libs : "");
-                memcpy(largv + 3, argv, argc * sizeof(char *));
-                args = largv;
-        }
-        if (pipe2(out, O_CLOEXEC) < 0) {
-                r = -errno;
-                free(largv);
-                log_error_errno(r, "%s: pipe: %m", what);
-                return r;
-        }
-        pid = fork();
-        if (pid == 0) {
-                sigset_t none;
-                int fd;
-
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                        _exit(127);
-                /* Signals as a new program expects them (sigaction() and
-                 * sigprocmask() are safe here; signal() is not). */
-                for (int sig = 1; sig < NSIG; sig++)
-                        (void)sigaction(sig, &(struct sigaction){.sa_handler = SIG_DFL}, NULL);
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-                if (fd >= 0)
-                        (void)ioctl(fd, TIOCNOTTY);
-                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || dup2(fd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
-                        _exit(127);
-                execve(args[0], args, env);
-                _exit(127);
-        }
-        r = pid < 0 ? -errno : 0;
-        free(largv);
-        close(out[1]);
-        if (r < 0) {
-                close(out[0]);
-                log_error_errno(r, "%s: cannot run %s: %m", what, argv[0]);
-                return r;
-        }
-        while ((n = read(out[0], buf, sizeof(buf))) != 0) {
+        while ((n = read(fd, buf, sizeof(buf))) != 0) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -202,23 +194,62 @@ static int run(const nri_mtools *mt, char *const *argv, char *const *env, const 
                 fwrite(buf, 1, (size_t)n, stderr);
                 printed += (size_t)n;
         }
-        close(out[0]);
+        return printed;
+}
+
+/* Waits for the program and judges how it ended: 0 only for exit status 0
+ * with nothing printed. */
+static int judge(pid_t pid, size_t printed, const char *prog, const char *what, const char *doing) {
+        int r, status;
+
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR) {
                         r = -errno;
-                        log_error_errno(-errno, "%s: waiting for %s: %m", what, argv[0]);
+                        log_error_errno(r, "%s: waiting for %s: %m", what, prog);
                         return r;
                 }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && printed == 0)
                 return 0;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-                log_error("%s: %s reported the errors above %s", what, argv[0], doing);
+                log_error("%s: %s reported the errors above %s", what, prog, doing);
         else if (WIFEXITED(status))
-                log_error("%s: %s failed (exit status %d) %s", what, argv[0], WEXITSTATUS(status), doing);
+                log_error("%s: %s failed (exit status %d) %s", what, prog, WEXITSTATUS(status), doing);
         else
-                log_error("%s: %s killed by signal %d %s", what, argv[0],
+                log_error("%s: %s killed by signal %d %s", what, prog,
                           WIFSIGNALED(status) ? WTERMSIG(status) : 0, doing);
         return -EIO;
+}
+
+static int run(const nri_mtools *mt, char *const *argv, char *const *env, const char *what,
+               const char *doing) {
+        char **largv = NULL;
+        size_t printed;
+        int r, out[2];
+        pid_t pid, parent = getpid();
+
+        r = with_loader(mt, argv, &largv);
+        if (r < 0)
+                return r;
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                r = -errno;
+                free(largv);
+                log_error_errno(r, "%s: pipe: %m", what);
+                return r;
+        }
+        pid = fork();
+        if (pid == 0)
+                child(largv ? largv : argv, env, out[1], parent);
+        r = pid < 0 ? -errno : 0;
+        free(largv);
+        close(out[1]);
+        if (r < 0) {
+                close(out[0]);
+                log_error_errno(r, "%s: cannot run %s: %m", what, argv[0]);
+                return r;
+        }
+        printed = relay_output(out[0]);
+        close(out[0]);
+        return judge(pid, printed, argv[0], what, doing);
 }
 
 static int do_mformat(const nri_mtools *mt, const char *prog, const char *image, const nri_vfat_geometry *g,
