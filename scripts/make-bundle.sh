@@ -7,7 +7,8 @@
 #
 # OUTDIR gets, and nothing else:
 #   bin/nix-repart-image-builder    the builder, as built
-#   bin/mtools, bin/{mformat,mmd,mcopy} -> mtools
+#   bin/mtools, bin/mformat -> mtools   (the builder runs mformat only; it
+#                                       writes the directories and files itself)
 #   lib/<each shared library ldd reports for them>, lib/ld-linux-*.so.*
 #   lib/ld.so -> that loader
 #   lib/locale/C.utf8/              the locale mtools and the builder use
@@ -35,11 +36,9 @@ rm -rf "$tmp"
 mkdir -p "$(dirname "$out")" "$tmp/bin" "$tmp/lib/locale" "$tmp/lib/gconv"
 
 cp "$builder" "$tmp/bin/nix-repart-image-builder"
-# mformat, mmd and mcopy are one program that looks at its argv[0].
+# mformat is mtools, which looks at its argv[0].
 cp -L "$mtools" "$tmp/bin/mtools"
-for p in mformat mmd mcopy; do
-	ln -s mtools "$tmp/bin/$p"
-done
+ln -s mtools "$tmp/bin/mformat"
 
 # Every library either program loads, found as the build found them; the
 # loader under its own name.

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+#include "error.h"
+
 /* "Unset", for sizes and for the image size (= --size=auto); the same value
  * as NRI_SIZE_UNSET in spec.h. */
 #define NRI_LAYOUT_UNSET UINT64_MAX
@@ -74,8 +77,9 @@ int nri_layout_disk_geometry(uint32_t sector_size, uint64_t image_size, nri_layo
  * SizeMaxBytes= allows, or the partitions do not fit a fixed size even after
  * dropping by Priority=; -EINVAL for a bad sector size; -EOVERFLOW for sizes
  * past 2^64.  On failure *ret_failed is the index of the partition to blame
- * (SIZE_MAX when none is) and errbuf holds a sentence about it without its
- * name ("needs … but …"), for the caller to prefix; out fields and *ret_disk
- * are then left alone. */
+ * (SIZE_MAX when none is) and *err (when not NULL; its message allocated
+ * from `a`) holds a sentence about it without its name ("needs … but …"),
+ * for the caller to prefix; out fields and *ret_disk are then left
+ * alone. */
 int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, uint64_t image_size,
-                       nri_layout_disk *ret_disk, size_t *ret_failed, char *errbuf, size_t errlen);
+                       nri_layout_disk *ret_disk, size_t *ret_failed, nri_arena *a, nri_error *err);

@@ -31,13 +31,3 @@ int nri_parse_i32(const char *s, int32_t *ret);
 uint64_t nri_round_down(uint64_t v, uint64_t to);
 /* Returns UINT64_MAX when rounding up would overflow. */
 uint64_t nri_round_up(uint64_t v, uint64_t to);
-
-/* One code point of systemd's valid UTF-8 (utf8_encoded_valid_unichar()):
- * no overlong forms, no surrogates, nothing beyond U+10FFFF, none of the
- * noncharacters U+FDD0..U+FDEF and U+xxFFFE/U+xxFFFF.  Returns its length
- * in bytes and the code point, or -EINVAL. */
-int nri_utf8_next(const char *s, uint32_t *ret);
-
-/* The number of UTF-16 code units of a UTF-8 string, or -EINVAL when it is
- * not valid UTF-8 (GPT partition names hold 36 units). */
-long nri_utf16_length(const char *utf8);

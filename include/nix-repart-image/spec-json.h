@@ -50,7 +50,7 @@
  *         "priority": 0, "weight": 1000, "paddingWeight": 0,
  *         "sizeMinBytes": n|null, "sizeMaxBytes": n|null,
  *         "paddingMinBytes": n|null, "paddingMaxBytes": n|null,
- *         "format": "ext4" | "vfat" | null,
+ *         "format": "<name>" | null,       a row's name in file-systems.h;
  *                                          ext4 also when the partition gets
  *                                          files and has no Format= (as in
  *                                          systemd-repart 252)
@@ -62,9 +62,12 @@
  *                                          GrowFileSystem= merged
  *         "splitName": "%t" | null,        null: not split; unexpanded: the
  *                                          builder expands %t (type), %T
- *                                          (typeUuid), %U (uuid), %n (partno)
- *                                          and %%; when split is true the
- *                                          expanded names are checked unique
+ *                                          (typeUuid), %U (uuid), %n (the
+ *                                          number in the partition table,
+ *                                          which partitions its layout drops
+ *                                          are not in: nri_split_names())
+ *                                          and %%, and refuses two equal
+ *                                          names when split is true
  *         "contents": [ { "source": "/nix/store/…", "target": "/EFI/…" } ],
  *         "copyFiles": [ { "source": "/nix/store/…", "target": "/usr" } ],
  *         "makeDirectories": [ "/var", … ],
@@ -102,8 +105,8 @@ cJSON *nri_spec_derivation_json(const nri_spec *spec, const nri_builder_ref *bui
 
 /* Reads a repartSpec object back (the builder's side): every field's type
  * and form, then nri_spec_check().  Refuses another specVersion.  0, or
- * -EINVAL with *ret_error naming the field. */
-int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const char **ret_error);
+ * -EINVAL with *err naming the field (its message from `a`). */
+int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, nri_error *err);
 
 /* Whether `spec` is one the evaluator could have made: what
  * nri_spec_from_args() refuses, refused again with the same rules (names,
@@ -111,16 +114,9 @@ int nri_spec_from_json(nri_arena *a, const cJSON *json, nri_spec **ret, const ch
  * directory, store paths exact, sizes rounded and ordered, Format= implied
  * by content, Minimize= with a writable file system, flags merged, UUIDs
  * derived, compression levels in range, at most NRI_GPT_ENTRIES
- * partitions).  0, or -EINVAL with *ret_error naming the field
+ * partitions).  0, or -EINVAL with *err naming the field
  * ("repartSpec.partitions[0].contents[1].source: …"). */
-int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error);
-
-/* For what the builder reads besides the spec (build.c): whether `path` is
- * absolute and in normal form (no "//", ".", ".." or trailing '/'), and the
- * length of the store path it is or is inside of (<store_dir>/<hash>-<name>),
- * 0 when it is not in the store. */
-bool nri_path_is_normal(const char *path);
-size_t nri_store_path_length(const char *store_dir, const char *path);
+int nri_spec_check(nri_arena *a, const nri_spec *spec, nri_error *err);
 
 /* What the returned value exposes at evaluation time, under `image`:
  *   { diskUuid, seed, seedRandom, architecture, imageFile,

@@ -1,9 +1,9 @@
 /* spec.h: the normalised image specification.
  *
  * The evaluator half builds it from the argument of builtins.repartImage
- * (nri_spec_from_args), reports every mistake with the attribute's path and
- * position, and serialises it into the derivation (spec-json.h); the builder
- * half reads it back.  Everything systemd-repart would decide from the
+ * (plugin/eval/spec-args.h), reports every mistake with the attribute's
+ * path and position, and serialises it into the derivation (spec-json.h);
+ * the builder half reads it back.  Everything systemd-repart would decide from the
  * definitions alone — type GUIDs, UUIDs, labels, flags, rounded sizes — is
  * decided here, at evaluation time, so a configuration can read it. */
 #pragma once
@@ -14,9 +14,10 @@
 
 #include "arena.h"
 #include "error.h"
+#include "file-systems.h"
 #include "labels.h"
 #include "layout.h"
-#include "node.h"
+#include "string-table.h"
 #include "types.h"
 #include "uuid.h"
 
@@ -25,14 +26,6 @@
 #define NRI_SIZE_LIMIT (UINT64_C(1) << 53)
 #define NRI_SIZE_UNSET UINT64_MAX
 #define NRI_WEIGHT_MAX UINT32_C(1000000)
-
-typedef enum nri_format {
-        NRI_FORMAT_NONE, /* no Format=: the partition is left unformatted */
-        NRI_FORMAT_EXT4,
-        NRI_FORMAT_VFAT,
-        _NRI_FORMAT_MAX,
-        _NRI_FORMAT_INVALID = -EINVAL,
-} nri_format;
 
 typedef enum nri_minimize {
         NRI_MINIMIZE_OFF,
@@ -50,24 +43,22 @@ typedef enum nri_compression {
         _NRI_COMPRESSION_INVALID = -EINVAL,
 } nri_compression;
 
-const char *nri_format_to_string(nri_format f);     /* "ext4", "vfat", NULL */
-const char *nri_minimize_to_string(nri_minimize m); /* "off", "best", "guess" */
-const char *nri_compression_to_string(nri_compression c);
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);       /* "off", "best", "guess" */
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_compression, nri_compression); /* "zstd", "xz"; NONE: NULL */
 /* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
- * 0-9); -EINVAL for NRI_COMPRESSION_NONE. */
-int nri_compression_level_range(nri_compression alg, int *ret_min, int *ret_max);
+ * 0-9) and its default (NixOS's: 3); -EINVAL for NRI_COMPRESSION_NONE.
+ * Any of the pointers may be NULL. */
+int nri_compression_levels(nri_compression alg, int *ret_min, int *ret_max, int *ret_default);
 
 /* A file or tree copied into the file system: `contents` and CopyFiles=. */
 typedef struct nri_copy {
-        const char *source;   /* a path in the Nix store */
-        const char *target;   /* absolute, normalised, in the file system */
-        const nri_node *node; /* where it was written (NULL when read back) */
+        const char *source; /* a path in the Nix store */
+        const char *target; /* absolute, normalised, in the file system */
 } nri_copy;
 
 typedef struct nri_partition {
-        const char *id;       /* its attribute name under `partitions` */
-        const nri_node *node; /* where it was written */
-        unsigned partno;      /* 0-based, in name order */
+        const char *id;  /* its attribute name under `partitions` */
+        unsigned partno; /* 0-based, in name order */
 
         nri_part_type type;
         const char *label;
@@ -115,34 +106,19 @@ typedef struct nri_spec {
         size_t n_partitions;
 } nri_spec;
 
-/* What the evaluator offers the core. */
-typedef struct nri_host {
-        const char *store_dir; /* e.g. "/nix/store" */
-        const char *system;    /* e.g. "x86_64-linux", for the default architecture */
-        void *ctx;
-        /* Copies the path literal in `node` into the store (as "${./x}"
-         * would) and returns the store path, or fails with *err set. */
-        int (*import_path)(void *ctx, const nri_node *node, const char **ret_store_path, nri_error *err);
-        /* The string in `node` names `store_path` (a store path, or a path
-         * inside one), which goes into the derivation: keep the string's
-         * context for it. */
-        void (*use_context)(void *ctx, const nri_node *node, const char *store_path);
-        /* Coerces the set in `node` (NRI_COERCIBLE) to a string as "${set}"
-         * does — its __toString, else its outPath, again while the result
-         * is a set; a path is added to the store — into *ret, an NRI_STRING
-         * node with the string's context, at node's position.  Fails with
-         * *err set to a message without the attribute path. */
-        int (*coerce)(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err);
-        /* Read-only evaluation (nix-instantiate --eval, nix eval --read-only,
-         * nix-env -qa): no .drv file is written, this derivation's neither,
-         * so nothing evaluated here can be built. */
-        bool read_only;
-} nri_host;
-
-/* Validates and normalises the argument of builtins.repartImage.  0, or a
- * negative errno with *err naming the attribute. */
-int nri_spec_from_args(nri_arena *a, const nri_node *args, const nri_host *host, nri_spec **ret,
-                       nri_error *err);
+/* The layout's view of a partition: its sizes, paddings, weights and
+ * priority; content_min (what its content needs) is the caller's to set. */
+static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
+        return (nri_layout_part){
+            .size_min = p->size_min,
+            .size_max = p->size_max,
+            .padding_min = p->padding_min,
+            .padding_max = p->padding_max,
+            .weight = p->weight,
+            .padding_weight = p->padding_weight,
+            .priority = p->priority,
+        };
+}
 
 /* The file name of the image: "<name>.raw" or "<name>_<version>.raw". */
 char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);
@@ -150,6 +126,21 @@ char *nri_spec_image_file_name(nri_arena *a, const nri_spec *spec);
 /* The partition's SplitName= with its specifiers expanded as
  * systemd-repart's split_name_printf() does: %t the type's name (its GUID
  * for a type without one), %T and %U the type and partition UUIDs as 32
- * hexadecimal digits, %n `partno` (the partition's number among those in
- * the table), %% a '%'.  NULL for a partition not split (SplitName=-). */
+ * hexadecimal digits, %n `partno` — the partition's number in the
+ * partition table (0 for the first), %% a '%'.  NULL for a partition not
+ * split (SplitName=-). */
 const char *nri_split_name_expand(nri_arena *a, const nri_partition *p, unsigned partno);
+
+/* The split file names of an image, as systemd-repart 252 resolves them
+ * (split_name_resolve(), context_split()): the partitions `dropped` by
+ * Priority= (NULL: none) are not in the table, so they have no name and no
+ * number, and %n counts only the others.  ret_names[i] (room for
+ * spec->n_partitions) is NULL for a partition not split or dropped.
+ *
+ * 0; -ENAMETOOLONG for a name longer than 255 bytes (partition
+ * *ret_partition), or -EEXIST for two partitions with the same name
+ * (*ret_partition and the earlier *ret_other), which systemd-repart
+ * refuses.  The evaluator calls this with the partitions its layout drops,
+ * the builder again with those its layout (with the content) drops. */
+int nri_split_names(nri_arena *a, const nri_spec *spec, const bool *dropped, const char **ret_names,
+                    size_t *ret_partition, size_t *ret_other);

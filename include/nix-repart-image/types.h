@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdbool.h>
 
+#include "string-table.h"
 #include "uuid.h"
 
 typedef enum nri_arch {
@@ -15,8 +16,7 @@ typedef enum nri_arch {
 } nri_arch;
 
 /* "x86-64", "arm64" (systemd's architecture names). */
-const char *nri_arch_to_string(nri_arch a);
-nri_arch nri_arch_from_string(const char *s);
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_arch, nri_arch);
 /* From Nix's system string: "x86_64-linux" → x86-64, "aarch64-linux" →
  * arm64; _NRI_ARCH_INVALID for any other. */
 nri_arch nri_arch_from_nix_system(const char *system);

@@ -1,6 +1,6 @@
 /* beneath.c: a directory opened by a path that stays beneath another
  * (beneath.h). */
-#include "nix-repart-image/beneath.h"
+#include "beneath.h"
 
 #include <errno.h>
 #include <fcntl.h>

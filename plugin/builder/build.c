@@ -2,7 +2,7 @@
  * repart-output.json, split files — told once, top to bottom, in
  * nri_build().  Everything about one format or one table lives in the file
  * named for it; this file only decides the order and names what failed. */
-#include "nix-repart-image/build.h"
+#include "build.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,16 +13,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "nix-repart-image/compress.h"
-#include "nix-repart-image/ext4.h"
-#include "nix-repart-image/gpt.h"
+#include "compress.h"
+#include "fs.h"
+#include "gpt.h"
+#include "log.h"
 #include "nix-repart-image/layout.h"
-#include "nix-repart-image/output-json.h"
-#include "nix-repart-image/plan.h"
 #include "nix-repart-image/spec-json.h"
-#include "nix-repart-image/vfat.h"
-
-#define log_error(...) (fprintf(stderr, "nix-repart-image: " __VA_ARGS__), fputc('\n', stderr))
+#include "nix-repart-image/spec-rules.h"
+#include "output-json.h"
+#include "plan.h"
 
 /* Everything one build owns. */
 typedef struct build {
@@ -30,14 +29,13 @@ typedef struct build {
         nri_arena *a;
         nri_spec *spec;
         nri_plan *plans;         /* one per partition */
+        nri_fs_part *fs;         /* one per partition: its file system (fs.h) */
         nri_layout_part *layout; /* one per partition */
-        /* One per partition: its files with no block of zeros, found while
-         * measuring (ext4 with Minimize=guess), so not read a second time. */
-        nri_plan_dense *dense;
         nri_layout_disk disk;
         const char *image;   /* $out/<imageFile> */
         const char *partial; /* where it is written until complete */
         int fd;
+        const char **split_names; /* one per partition: its split file's name, or NULL */
         const char **split_files;
         size_t n_split_files;
 } build;
@@ -93,7 +91,7 @@ static int check_inputs(build *b) {
 
 static int read_spec(build *b) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(b->o->attrs, "repartSpec");
-        const char *error = NULL;
+        nri_error error = {0};
 
         if (!j) {
                 log_error(
@@ -101,7 +99,7 @@ static int read_spec(build *b) {
                 return -EINVAL;
         }
         if (nri_spec_from_json(b->a, j, &b->spec, &error) < 0) {
-                log_error("%s", error);
+                log_error("%s", error.message);
                 return -EINVAL;
         }
         return check_inputs(b);
@@ -191,8 +189,8 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
          * make the image depend on the machine's store, not on the closure. */
         plan->ignore_hardlinks = true;
         plan->store_dir = b->spec->store_dir;
-        if (p->format == NRI_FORMAT_EXT4)
-                plan->existing = nri_ext4_existing_directories;
+        if (nri_fs_type_of(p->format))
+                plan->existing = nri_fs_type_of(p->format)->existing;
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;
@@ -207,133 +205,87 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
 
 /* ---- sizes -------------------------------------------------------------- */
 
-/* The smallest size the partition's file system and content need. */
-static int content_min(build *b, size_t i, uint64_t *ret) {
-        const nri_partition *p = &b->spec->partitions[i];
-        nri_plan_stats st;
+/* The split files' names, with the partitions this layout keeps
+ * (nri_split_names(): the content may make it drop more than the
+ * evaluator's did). */
+static int name_split_files(build *b) {
+        size_t n = b->spec->n_partitions, i = 0, j = 0;
+        bool *dropped = nri_alloc(b->a, n * sizeof(bool));
         int r;
 
-        *ret = 0;
-        if (p->format == NRI_FORMAT_EXT4)
-                *ret = NRI_EXT4_MIN_SIZE;
-        if (p->minimize != NRI_MINIMIZE_GUESS)
+        b->split_names = nri_alloc(b->a, n * sizeof(char *));
+        if (!b->spec->split)
                 return 0;
-        r = nri_plan_measure(&b->plans[i], &st, p->format == NRI_FORMAT_EXT4 ? &b->dense[i] : NULL);
-        if (r < 0) {
-                log_error("partition %s: cannot read its content: %s", partition_name(p), strerror(-r));
-                return r;
-        }
-        if (p->format == NRI_FORMAT_EXT4)
-                r = nri_ext4_min_size(&st, ret);
-        else if (p->format == NRI_FORMAT_VFAT)
-                r = nri_vfat_min_size(&st, b->spec->sector_size, ret);
-        if (r < 0)
-                log_error("partition %s: cannot work out the size of its content: %s", partition_name(p),
-                          strerror(-r));
-        if (b->o->verbose && r >= 0)
-                fprintf(stderr,
-                        "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64
-                        " bytes of content; Minimize=guess gives %" PRIu64 " bytes\n",
-                        partition_name(p), st.files, st.bytes, *ret);
+        for (size_t k = 0; k < n; k++)
+                dropped[k] = b->layout[k].dropped;
+        r = nri_split_names(b->a, b->spec, dropped, b->split_names, &i, &j);
+        if (r == -ENAMETOOLONG)
+                log_error("partition %s: its split file name is longer than 255 bytes",
+                          partition_name(&b->spec->partitions[i]));
+        else if (r == -EEXIST)
+                log_error("partition %s: its split file name \"%s\" is also that of partition %s",
+                          partition_name(&b->spec->partitions[i]), b->split_names[i],
+                          partition_name(&b->spec->partitions[j]));
         return r;
 }
 
 static int lay_out(build *b) {
         size_t failed = SIZE_MAX;
-        char err[512] = "";
+        nri_error err = {0};
         int r;
 
         b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
-        b->dense = nri_alloc(b->a, sizeof(nri_plan_dense) * b->spec->n_partitions);
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
-                const nri_partition *p = &b->spec->partitions[i];
                 nri_layout_part *l = &b->layout[i];
 
-                *l = nri_build_layout_part(p);
-                r = content_min(b, i, &l->content_min);
+                *l = nri_spec_layout_part(&b->spec->partitions[i]);
+                r = nri_fs_min_size(&b->fs[i], &l->content_min);
                 if (r < 0)
                         return r;
         }
         r = nri_layout_compute(b->layout, b->spec->n_partitions, b->spec->sector_size, b->spec->image_size,
-                               &b->disk, &failed, err, sizeof(err));
+                               &b->disk, &failed, b->a, &err);
         if (r < 0) {
                 if (failed < b->spec->n_partitions)
-                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]), err);
+                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]),
+                                  err.message);
                 else
-                        log_error("%s", err);
+                        log_error("%s", err.message);
                 return r;
         }
-        return 0;
+        return name_split_files(b);
 }
 
 /* ---- file systems ------------------------------------------------------- */
 
-static void progress(void *ctx, uint64_t files, uint64_t bytes) {
-        const nri_partition *p = ctx;
+/* What each partition's file-system writer is given (fs.h). */
+static void describe_file_systems(build *b) {
+        b->fs = nri_alloc(b->a, sizeof(nri_fs_part) * b->spec->n_partitions);
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
 
-        if (files % 1000 == 0)
-                fprintf(stderr, "nix-repart-image: partition %s: %" PRIu64 " files, %" PRIu64 " MiB\n",
-                        partition_name(p), files, bytes >> 20);
-}
-
-static int write_ext4(build *b, size_t i) {
-        const nri_partition *p = &b->spec->partitions[i];
-        const nri_layout_part *l = &b->layout[i];
-        const nri_plan *plan = &b->plans[i];
-        nri_ext4_options o = {
-            .uuid = p->fs_uuid,
-            .label = p->label,
-            .timestamp = plan->mtime,
-            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
-            .progress = b->o->verbose ? progress : NULL,
-            .progress_ctx = (void *)p,
-            .dense = &b->dense[i],
-        };
-
-        /* systemd-repart leaves the directory hash seed to mke2fs, which
-         * draws it at random; ours is derived so the image is reproducible. */
-        nri_uuid_derive(&p->fs_uuid, "directory-hash-seed", strlen("directory-hash-seed"), &o.hash_seed);
-        return nri_ext4_write(b->partial, l->offset, l->size, &o, plan);
-}
-
-static int write_vfat(build *b, const nri_partition *p, const nri_layout_part *l, const nri_plan *plan) {
-        nri_vfat_options o = {
-            .volume_id = nri_uuid_vfat_volume_id(&p->fs_uuid),
-            .label = p->label,
-            /* The image's sector size, as newer systemd-repart passes
-             * it (252 formats with 512 whatever the image has): firmware
-             * on a 4Kn disk expects the FAT's sectors to match. */
-            .sector_size = b->spec->sector_size,
-            .what = nri_printf(b->a, "nix-repart-image: partition %s", partition_name(p)),
-        };
-
-        return nri_vfat_write(b->partial, l->offset, l->size, &o, plan);
+                b->fs[i] = (nri_fs_part){
+                    .spec = b->spec,
+                    .p = p,
+                    .type = nri_fs_type_of(p->format),
+                    .plan = &b->plans[i],
+                    .what = nri_printf(b->a, "partition %s", partition_name(p)),
+                    .mtools = b->o->mtools,
+                    .verbose = b->o->verbose,
+                };
+        }
 }
 
 static int write_file_systems(build *b) {
         for (size_t i = 0; i < b->spec->n_partitions; i++) {
-                const nri_partition *p = &b->spec->partitions[i];
-                const nri_layout_part *l = &b->layout[i];
-                int r = 0;
+                int r;
 
-                if (l->dropped)
+                if (b->layout[i].dropped)
                         continue;
-                if (b->o->verbose && p->format != NRI_FORMAT_NONE)
-                        fprintf(stderr,
-                                "nix-repart-image: partition %s: writing %s, %" PRIu64 " bytes at %" PRIu64
-                                "\n",
-                                partition_name(p), nri_format_to_string(p->format), l->size, l->offset);
-                if (p->format == NRI_FORMAT_EXT4)
-                        r = write_ext4(b, i);
-                else if (p->format == NRI_FORMAT_VFAT)
-                        r = write_vfat(b, p, l, &b->plans[i]);
-                if (r == -ENOSPC && p->minimize == NRI_MINIMIZE_OFF)
-                        log_error("partition %s: its content does not fit in its %" PRIu64 " bytes: raise "
-                                  "SizeMinBytes= or set Minimize = \"guess\"",
-                                  partition_name(p), l->size);
-                else if (r < 0)
-                        log_error("partition %s: writing its %s file system failed", partition_name(p),
-                                  nri_format_to_string(p->format));
+                b->fs[i].image = b->partial;
+                b->fs[i].offset = b->layout[i].offset;
+                b->fs[i].size = b->layout[i].size;
+                r = nri_fs_write(&b->fs[i]);
                 if (r < 0)
                         return r;
         }
@@ -350,8 +302,7 @@ static int write_gpt(build *b) {
             .first_lba = b->disk.first_lba,
             .last_lba = b->disk.last_lba,
         };
-        char disk_uuid[NRI_UUID_STRING_MAX], err[512] = "";
-        int r;
+        char disk_uuid[NRI_UUID_STRING_MAX];
 
         nri_uuid_format(&b->spec->disk_uuid, disk_uuid);
         t.disk_uuid = disk_uuid;
@@ -373,10 +324,7 @@ static int write_gpt(build *b) {
                     .size = b->layout[i].size,
                 };
         }
-        r = nri_gpt_write(b->fd, b->image, &t, err, sizeof(err));
-        if (r < 0)
-                log_error("writing the partition table: %s", err);
-        return r;
+        return nri_gpt_write(b->fd, b->image, &t);
 }
 
 static const char *image_file_name(const build *b) {
@@ -410,7 +358,7 @@ static int write_output_json(build *b) {
         r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b),
                                   parts, n);
         if (r < 0)
-                log_error("writing %s/repart-output.json: %s", b->o->out, strerror(-r));
+                log_error_errno(r, "writing %s/repart-output.json: %m", b->o->out);
         return r;
 }
 
@@ -454,7 +402,7 @@ static int copy_range(int in, uint64_t offset, uint64_t size, const char *path) 
                         n = copy_file_range(in, &off_in, out, &off_out, (size_t)(hole - off_in), 0);
                         if (n <= 0) {
                                 r = n < 0 ? -errno : -EIO;
-                                log_error("copying into %s: %s", path, strerror(-r));
+                                log_error_errno(r, "copying into %s: %m", path);
                                 break;
                         }
                 }
@@ -469,7 +417,6 @@ static int copy_range(int in, uint64_t offset, uint64_t size, const char *path) 
 }
 
 static int write_split_files(build *b) {
-        unsigned partno = 0;
         int in;
 
         if (!b->spec->split)
@@ -484,13 +431,9 @@ static int write_split_files(build *b) {
                 const char *path;
                 int r;
 
-                if (b->layout[i].dropped)
+                if (!b->split_names[i])
                         continue;
-                if (!p->split_name) {
-                        partno++;
-                        continue;
-                }
-                path = split_path(b, nri_split_name_expand(b->a, p, partno++));
+                path = split_path(b, b->split_names[i]);
                 r = copy_range(in, b->layout[i].offset, b->layout[i].size, path);
                 if (r < 0) {
                         log_error("partition %s: writing its split file failed", partition_name(p));
@@ -515,8 +458,9 @@ static int compress_outputs(build *b) {
                 int r;
 
                 if (b->o->verbose)
-                        fprintf(stderr, "nix-repart-image: compressing %s (%s, level %d)\n", raw,
-                                nri_compression_to_string(b->spec->compression), b->spec->compression_level);
+                        log_info("compressing %s (%s, level %d)", raw,
+                                 nri_compression_to_string(b->spec->compression),
+                                 b->spec->compression_level);
                 r = nri_compress_file(raw, packed, b->spec->compression, b->spec->compression_level);
                 if (r < 0)
                         return r;
@@ -599,6 +543,8 @@ int nri_build(const nri_build_options *o) {
                 b.plans = nri_alloc(b.a, sizeof(nri_plan) * b.spec->n_partitions);
                 for (size_t i = 0; r >= 0 && i < b.spec->n_partitions; i++)
                         r = plan_partition(&b, &b.spec->partitions[i], &b.plans[i]);
+                if (r >= 0)
+                        describe_file_systems(&b);
         }
         if (r >= 0)
                 r = lay_out(&b);
@@ -627,11 +573,10 @@ int nri_build(const nri_build_options *o) {
                 unlink(b.partial);
         if (r < 0 && b.image && !b.partial)
                 remove_outputs(&b);
-        for (size_t i = 0; b.dense && i < b.spec->n_partitions; i++)
-                nri_plan_dense_free(&b.dense[i]);
+        for (size_t i = 0; b.fs && i < b.spec->n_partitions; i++)
+                nri_fs_part_done(&b.fs[i]);
         if (r >= 0 && o->verbose)
-                fprintf(stderr, "nix-repart-image: wrote %s (%" PRIu64 " bytes)\n", b.image,
-                        b.disk.image_size);
+                log_info("wrote %s (%" PRIu64 " bytes)", b.image, b.disk.image_size);
         nri_arena_free(b.a);
         return r;
 }

@@ -1,5 +1,5 @@
 /* compress.c: zstd and xz streams from an image file into another file. */
-#include "nix-repart-image/compress.h"
+#include "compress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,17 +11,19 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "log.h"
+#include "nix-repart-image/macro.h"
+
 #define CHUNK (1u << 20)
 
 const char *nri_compress_suffix(nri_compression c) {
-        switch (c) {
-        case NRI_COMPRESSION_ZSTD:
-                return ".zst";
-        case NRI_COMPRESSION_XZ:
-                return ".xz";
-        default:
-                return "";
-        }
+        static const char *const suffixes[_NRI_COMPRESSION_MAX] = {
+            [NRI_COMPRESSION_NONE] = "",
+            [NRI_COMPRESSION_ZSTD] = ".zst",
+            [NRI_COMPRESSION_XZ] = ".xz",
+        };
+
+        return (unsigned)c < _NRI_COMPRESSION_MAX ? suffixes[c] : "";
 }
 
 static int write_all(int fd, const uint8_t *buf, size_t n, const char *path) {
@@ -32,7 +34,7 @@ static int write_all(int fd, const uint8_t *buf, size_t n, const char *path) {
                         continue;
                 if (k < 0) {
                         int r = -errno;
-                        fprintf(stderr, "nix-repart-image: writing %s: %s\n", path, strerror(-r));
+                        log_error_errno(r, "writing %s: %m", path);
                         return r;
                 }
                 buf += k;
@@ -52,7 +54,7 @@ static ssize_t read_chunk(int fd, uint8_t *buf, const char *path) {
                         continue;
                 if (k < 0) {
                         int r = -errno;
-                        fprintf(stderr, "nix-repart-image: reading %s: %s\n", path, strerror(-r));
+                        log_error_errno(r, "reading %s: %m", path);
                         return r;
                 }
                 if (k == 0)
@@ -74,7 +76,7 @@ static int zstd_stream(int in, int out, int level, const char *in_path, const ch
         if (!ZSTD_isError(rc))
                 rc = ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 1);
         if (ZSTD_isError(rc)) {
-                fprintf(stderr, "nix-repart-image: ZSTD_CCtx_setParameter: %s\n", ZSTD_getErrorName(rc));
+                log_error("ZSTD_CCtx_setParameter: %s", ZSTD_getErrorName(rc));
                 ZSTD_freeCCtx(z);
                 return -EINVAL;
         }
@@ -93,8 +95,7 @@ static int zstd_stream(int in, int out, int level, const char *in_path, const ch
 
                         rc = ZSTD_compressStream2(z, &ob, &ib, mode);
                         if (ZSTD_isError(rc)) {
-                                fprintf(stderr, "nix-repart-image: ZSTD_compressStream2: %s\n",
-                                        ZSTD_getErrorName(rc));
+                                log_error("ZSTD_compressStream2: %s", ZSTD_getErrorName(rc));
                                 r = -EIO;
                                 break;
                         }
@@ -118,7 +119,7 @@ static int xz_stream(int in, int out, int level, const char *in_path, const char
         int r = 0;
 
         if (lr != LZMA_OK) {
-                fprintf(stderr, "nix-repart-image: lzma_easy_encoder: error %d\n", (int)lr);
+                log_error("lzma_easy_encoder: error %d", (int)lr);
                 return lr == LZMA_MEM_ERROR ? -ENOMEM : -EINVAL;
         }
         s.next_out = obuf;
@@ -147,7 +148,7 @@ static int xz_stream(int in, int out, int level, const char *in_path, const char
                 if (lr == LZMA_STREAM_END)
                         break;
                 if (lr != LZMA_OK) {
-                        fprintf(stderr, "nix-repart-image: lzma_code: error %d\n", (int)lr);
+                        log_error("lzma_code: error %d", (int)lr);
                         r = -EIO;
                         break;
                 }
@@ -157,24 +158,23 @@ static int xz_stream(int in, int out, int level, const char *in_path, const char
 }
 
 int nri_compress_file(const char *in_path, const char *out_path, nri_compression c, int level) {
-        uint8_t *ibuf = malloc(CHUNK), *obuf = malloc(CHUNK);
-        int in = -1, out = -1, r;
+        _cleanup_free_ uint8_t *ibuf = malloc(CHUNK), *obuf = malloc(CHUNK);
+        _cleanup_close_ int in = -1;
+        int out, r;
 
-        if (!ibuf || !obuf) {
-                r = -ENOMEM;
-                goto finish;
-        }
+        if (!ibuf || !obuf)
+                return -ENOMEM;
         in = open(in_path, O_RDONLY | O_CLOEXEC);
         if (in < 0) {
                 r = -errno;
-                fprintf(stderr, "nix-repart-image: cannot open %s: %s\n", in_path, strerror(-r));
-                goto finish;
+                log_error_errno(r, "cannot open %s: %m", in_path);
+                return r;
         }
         out = open(out_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (out < 0) {
                 r = -errno;
-                fprintf(stderr, "nix-repart-image: cannot create %s: %s\n", out_path, strerror(-r));
-                goto finish;
+                log_error_errno(r, "cannot create %s: %m", out_path);
+                return r;
         }
         if (c == NRI_COMPRESSION_ZSTD)
                 r = zstd_stream(in, out, level, in_path, out_path, ibuf, obuf);
@@ -182,16 +182,11 @@ int nri_compress_file(const char *in_path, const char *out_path, nri_compression
                 r = xz_stream(in, out, level, in_path, out_path, ibuf, obuf);
         else
                 r = -EINVAL;
-finish:
-        if (out >= 0 && close(out) < 0 && r >= 0) {
+        if (close(out) < 0 && r >= 0) {
                 r = -errno;
-                fprintf(stderr, "nix-repart-image: writing %s: %s\n", out_path, strerror(-r));
+                log_error_errno(r, "writing %s: %m", out_path);
         }
-        if (in >= 0)
-                close(in);
-        if (r < 0 && out >= 0)
+        if (r < 0)
                 unlink(out_path);
-        free(ibuf);
-        free(obuf);
         return r;
 }

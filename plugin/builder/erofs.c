@@ -12,9 +12,10 @@
  *              source with copy_file_range() — then the superblock.
  * The on-disk structures are Linux's fs/erofs/erofs_fs.h; all integers are
  * little-endian. */
-#include "nix-repart-image/erofs.h"
-#include "nix-repart-image/range.h"
-#include "nix-repart-image/tree.h"
+#include "erofs.h"
+#include "log.h"
+#include "range.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,17 +69,9 @@ typedef struct efs {
         size_t next_id;       /* the id the second walk must see next */
 } efs;
 
-static int log_errno(efs *e, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int log_errno(efs *e, int r, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", e->what);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, ": %s\n", strerror(-r));
-        return r;
-}
+/* About the file system being written (e->what), with the errno's text
+ * (log.h). */
+#define log_errno(e, r, fmt, ...) log_error_errno((r), "%s: " fmt ": %m", (e)->what, ##__VA_ARGS__)
 
 static void put16(uint8_t *p, uint64_t v) {
         p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
@@ -489,10 +482,9 @@ static int prepare(efs *e, const nri_plan *plan, const nri_erofs_options *o) {
 
         *e = (efs){.o = o, .what = o->what ? o->what : "erofs", .fd = -1};
         if (o->timestamp < 0 || (o->label && strlen(o->label) > NRI_EROFS_LABEL_MAX)) {
-                fprintf(stderr,
-                        "%s: bad options: timestamp %" PRId64
-                        " (0 or more), label of %zu bytes (at most %d)\n",
-                        e->what, o->timestamp, o->label ? strlen(o->label) : (size_t)0, NRI_EROFS_LABEL_MAX);
+                log_error(
+                    "%s: bad options: timestamp %" PRId64 " (0 or more), label of %zu bytes (at most %d)",
+                    e->what, o->timestamp, o->label ? strlen(o->label) : (size_t)0, NRI_EROFS_LABEL_MAX);
                 return -EINVAL;
         }
         e->block = malloc(BLOCK);
@@ -513,7 +505,7 @@ int nri_erofs_size(const nri_plan *plan, const nri_erofs_options *o, uint64_t *r
         int r = prepare(&e, plan, o);
 
         if (r == -ENOMEM)
-                fprintf(stderr, "%s: out of memory\n", e.what);
+                log_error("%s: out of memory", e.what);
         if (r >= 0)
                 *ret = e.blocks * BLOCK;
         efs_free(&e);
@@ -526,11 +518,10 @@ int nri_erofs_write(const char *image_path, uint64_t offset, uint64_t size, cons
         int r = prepare(&e, plan, o);
 
         if (r == -ENOMEM)
-                fprintf(stderr, "%s: out of memory\n", e.what);
+                log_error("%s: out of memory", e.what);
         if (r >= 0 && e.blocks * BLOCK > size) {
-                fprintf(stderr,
-                        "%s: the content needs %" PRIu64 " bytes of erofs, the partition has %" PRIu64 "\n",
-                        e.what, e.blocks * BLOCK, size);
+                log_error("%s: the content needs %" PRIu64 " bytes of erofs, the partition has %" PRIu64 "",
+                          e.what, e.blocks * BLOCK, size);
                 r = -ENOSPC;
         }
         if (r >= 0) {
@@ -542,7 +533,7 @@ int nri_erofs_write(const char *image_path, uint64_t offset, uint64_t size, cons
         if (r >= 0)
                 r = emit(&e, plan);
         if (r == -ENOMEM)
-                fprintf(stderr, "%s: out of memory\n", e.what);
+                log_error("%s: out of memory", e.what);
         if (e.fd >= 0 && close(e.fd) < 0 && r >= 0)
                 r = log_errno(&e, -errno, "%s", image_path);
         efs_free(&e);

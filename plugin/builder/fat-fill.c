@@ -10,7 +10,7 @@
  * that is taken, the one its numbered tails last led to: the next name
  * with the same short name goes on from there, where mtools would try
  * "~1", "~2", … again, scanning the whole directory each time. */
-#include "nix-repart-image/fat-fill.h"
+#include "fat-fill-internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,88 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "nix-repart-image/fat-short.h"
-#include "nix-repart-image/parse.h"
+#include "fat-short.h"
+#include "log.h"
+#include "nix-repart-image/macro.h"
 #include "nix-repart-image/utf8.h"
-
-#define ENTRY 32
-#define ATTR_LFN 0x0f
-#define ATTR_DIR 0x10
-#define ATTR_ARCHIVE 0x20
-#define LFN_CHARS 13
-#define LFN_LAST 0x40
-
-typedef struct dir {
-        char *name;      /* NULL for the root */
-        size_t parent;   /* for messages */
-        uint32_t first;  /* first cluster; 0 for the root (as ".." names it) */
-        uint32_t *chain; /* its clusters (none for a FAT12/16 root) */
-        size_t n_chain, cap_chain;
-        uint32_t base, used, capacity; /* slots: on disk before, in use, room */
-        uint32_t pending;              /* clusters it grew by that mtools has not given out yet */
-        /* mtools' cache of the directory (dirCache.c), as an mtools
-         * program that reads it from the disk fills it: the hashes of its
-         * names, and their bitmap (made when first needed). */
-        uint32_t *hashes;
-        size_t n_hashes, cap_hashes;
-        uint32_t (*bitmap)[128];
-        /* The program writing to it now: how many times it looked for a
-         * place for a name (the first time, in a cache it has just made,
-         * it reads the whole directory; later it trusts the bitmap), and
-         * whether it wrote a name without a long one (whose long name its
-         * cache then hashes as ""). */
-        unsigned lookups;
-        bool wrote_short_only;
-        uint8_t *slots; /* slots [base, used), ENTRY bytes each */
-        size_t cap_slots;
-} dir;
-
-/* A name a directory holds, or (MEMO) the short name a taken one led to. */
-enum { KEY_LONG = 1, KEY_SHORT, KEY_MEMO };
-
-typedef struct key {
-        char *text; /* NULL: empty slot */
-        uint64_t hash;
-        size_t dir;
-        int kind;
-        size_t owner;     /* KEY_LONG, KEY_SHORT: whose (index into names) */
-        uint8_t memo[11]; /* KEY_MEMO: the short name last chosen */
-} key;
-
-struct nri_fat_fill {
-        nri_vfat_geometry g;
-        const char *what;
-        nri_fat_names *names_cp;
-        uint8_t time[2], date[2]; /* mk_entry()'s timestamp */
-        uint8_t label[11];        /* the root's volume label entry, if dirs[0].base */
-        uint32_t per_cluster;     /* entries in a cluster */
-        uint32_t first_free;      /* the first cluster this writer gives out */
-        uint32_t next;            /* the next one */
-        uint32_t *fat;            /* values of clusters [2, next) */
-        size_t cap_fat;
-        dir *dirs;
-        size_t n_dirs, cap_dirs;
-        key *keys;
-        size_t n_keys, cap_keys;
-        /* Every name written, for messages: its directory and name. */
-        struct named {
-                size_t dir;
-                char *name;
-        } * names;
-        size_t n_names, cap_names;
-};
-
-static int fail(nri_fat_fill *f, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(nri_fat_fill *f, int r, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", f->what);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r;
-}
 
 static void *grow(void *items, size_t n, size_t *cap, size_t size) {
         size_t c;
@@ -382,16 +304,6 @@ static uint8_t *slot_at(nri_fat_fill *f, size_t d, uint32_t s) {
         return x->slots + (size_t)(s - x->base) * ENTRY;
 }
 
-static void put16(uint8_t *p, uint32_t v) {
-        p[0] = (uint8_t)v;
-        p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v) {
-        put16(p, v);
-        put16(p + 2, v >> 16);
-}
-
 /* mk_entry(): a short entry with every timestamp the same. */
 static void make_entry(const nri_fat_fill *f, uint8_t *e, const uint8_t name[11], uint8_t attr,
                        uint8_t case_flags, uint32_t cluster, uint32_t size) {
@@ -452,47 +364,65 @@ static int long_entries(nri_fat_fill *f, size_t d, uint32_t start, const uint32_
         return 0;
 }
 
-/* The slots of `name` in directory d, as get_slots() finds them: its long
- * name must not be another's long or short name, its short name is renamed
- * while it is taken (or a device name, or holds what short names cannot);
- * the directory grows until they fit.  Writes the long-name entries;
- * *ret_slot is the slot of the short entry, *ret_short its name and flags. */
-static int place(nri_fat_fill *f, size_t d, const char *name, uint32_t *ret_slot, nri_fat_short *ret_short) {
-        _Static_assert(sizeof(((key *)0)->memo) == sizeof(((nri_fat_short *)0)->name), "short name size");
-        nri_fat_short sn;
-        uint32_t *chars = NULL, needed, start, lhash;
-        size_t n = 0, len = strlen(name);
-        char *lkey, *skey = NULL, *path;
-        key *taken, *memo = NULL;
-        int r = 0;
+/* A name FAT cannot hold next to those of directory d: its long name (the
+ * key `lkey`) is another's long or short name, case aside. */
+static int check_long_name(nri_fat_fill *f, size_t d, const char *name, const char *lkey) {
+        _cleanup_free_ char *path = NULL;
+        key *taken = lookup_key(f, d, KEY_LONG, lkey);
 
-        lkey = nri_fat_key_long(f->names_cp, name);
-        if (!lkey)
-                return -ENOMEM;
-        taken = lookup_key(f, d, KEY_LONG, lkey);
         if (!taken)
                 taken = lookup_key(f, d, KEY_SHORT, lkey);
-        if (taken) {
-                path = path_of(f, d, name);
-                r = fail(f, -EEXIST,
-                         "'%s': FAT cannot hold this name next to '%s', whose %s name is the same but "
-                         "for case",
-                         path ? path : name, f->names[taken->owner].name,
-                         taken->kind == KEY_LONG ? "long" : "short");
-                free(path);
-                free(lkey);
+        if (!taken)
+                return 0;
+        path = path_of(f, d, name);
+        return fail(f, -EEXIST,
+                    "'%s': FAT cannot hold this name next to '%s', whose %s name is the same but for case",
+                    path ? path : name, f->names[taken->owner].name,
+                    taken->kind == KEY_LONG ? "long" : "short");
+}
+
+/* Taken: where this short name led last time (every name tried on the way
+ * there is still taken), in *memo (made the first time). */
+static int memo_of(nri_fat_fill *f, size_t d, nri_fat_short *sn, key **memo, bool *ret_jumped) {
+        char *m;
+        int r;
+
+        *ret_jumped = false;
+        if (*memo)
+                return 0;
+        m = malloc(2 * 11 + 1);
+        if (!m)
+                return -ENOMEM;
+        for (int i = 0; i < 11; i++)
+                snprintf(m + 2 * i, 3, "%02x", sn->name[i]);
+        r = add_key(f, d, KEY_MEMO, m, memo);
+        if (r < 0)
                 return r;
+        if ((*memo)->memo[0] && memcmp((*memo)->memo, sn->name, 11) != 0) {
+                memcpy(sn->name, (*memo)->memo, 11);
+                *ret_jumped = true;
         }
-        nri_fat_short_name(f->names_cp, name, &sn);
-        lhash = nri_fat_hash_long(f->names_cp, name);
+        return 0;
+}
+
+/* The short name of `name` in directory d, as get_slots() and
+ * lookupForInsert() settle on it: renamed while it is taken (or a device
+ * name, or holds what short names cannot). */
+static int choose_short_name(nri_fat_fill *f, size_t d, const char *name, uint32_t lhash,
+                             nri_fat_short *sn) {
+        _cleanup_free_ char *skey = NULL;
+        key *memo = NULL;
+        int r;
+
+        nri_fat_short_name(f->names_cp, name, sn);
         for (unsigned tries = 0;; tries++) {
-                if (tries > 1000000) {
-                        r = fail(f, -EEXIST, "'%s': no short name left for it", name);
-                        break;
-                }
-                if (nri_fat_short_refused(sn.name)) {
-                        sn.flags = NRI_FAT_NEEDS_LONG;
-                        nri_fat_autorename(sn.name, true);
+                bool jumped;
+
+                if (tries > 1000000)
+                        return fail(f, -EEXIST, "'%s': no short name left for it", name);
+                if (nri_fat_short_refused(sn->name)) {
+                        sn->flags = NRI_FAT_NEEDS_LONG;
+                        nri_fat_autorename(sn->name, true);
                         continue;
                 }
                 /* lookupForInsert(): after the first look in a fresh
@@ -505,68 +435,54 @@ static int place(nri_fat_fill *f, size_t d, const char *name, uint32_t *ret_slot
 
                         r = is_hashed(f, d, lhash, &lh);
                         if (r >= 0 && !lh)
-                                r = is_hashed(f, d, nri_fat_hash_short(f->names_cp, sn.name), &sh);
+                                r = is_hashed(f, d, nri_fat_hash_short(f->names_cp, sn->name), &sh);
                         if (r < 0)
-                                break;
+                                return r;
                         if (!lh && !sh)
                                 break; /* nothing there, as far as the bitmap knows */
-                        if (!lh && sh && (sn.flags & NRI_FAT_NEEDS_LONG)) {
-                                nri_fat_autorename(sn.name, true);
+                        if (!lh && sh && (sn->flags & NRI_FAT_NEEDS_LONG)) {
+                                nri_fat_autorename(sn->name, true);
                                 continue;
                         }
                 }
                 free(skey);
-                skey = nri_fat_key_short(f->names_cp, sn.name);
-                if (!skey) {
-                        r = -ENOMEM;
-                        break;
-                }
+                skey = nri_fat_key_short(f->names_cp, sn->name);
+                if (!skey)
+                        return -ENOMEM;
                 if (!lookup_key(f, d, KEY_SHORT, skey))
                         break;
-                if (!(sn.flags & NRI_FAT_NEEDS_LONG)) {
-                        path = path_of(f, d, name);
-                        r = fail(f, -EEXIST, "'%s': its short name is taken in its directory",
-                                 path ? path : name);
-                        free(path);
-                        break;
-                }
-                /* Taken: go on from where this short name led last time
-                 * (every name tried on the way there is still taken). */
-                if (!memo) {
-                        char *m = malloc(2 * 11 + 1);
+                if (!(sn->flags & NRI_FAT_NEEDS_LONG)) {
+                        _cleanup_free_ char *path = path_of(f, d, name);
 
-                        if (!m) {
-                                r = -ENOMEM;
-                                break;
-                        }
-                        for (int i = 0; i < 11; i++)
-                                snprintf(m + 2 * i, 3, "%02x", sn.name[i]);
-                        r = add_key(f, d, KEY_MEMO, m, &memo);
-                        if (r < 0)
-                                break;
-                        if (memo->memo[0] && memcmp(memo->memo, sn.name, 11) != 0) {
-                                memcpy(sn.name, memo->memo, 11);
-                                continue;
-                        }
+                        return fail(f, -EEXIST, "'%s': its short name is taken in its directory",
+                                    path ? path : name);
                 }
-                nri_fat_autorename(sn.name, true);
-        }
-        free(skey);
-        if (r < 0) {
-                free(lkey);
-                return r;
+                r = memo_of(f, d, sn, &memo, &jumped);
+                if (r < 0)
+                        return r;
+                if (!jumped)
+                        nri_fat_autorename(sn->name, true);
         }
         if (memo)
-                memcpy(memo->memo, sn.name, 11);
+                memcpy(memo->memo, sn->name, 11);
+        return 0;
+}
+
+/* The slots `name` takes after the last one used in directory d (the
+ * directory grown until they fit), and its long-name entries written;
+ * *ret_slot the slot of its short entry. */
+static int take_slots(nri_fat_fill *f, size_t d, const char *name, const nri_fat_short *sn,
+                      uint32_t *ret_slot) {
+        _cleanup_free_ uint32_t *chars = NULL;
+        uint32_t needed = 1, start;
+        size_t n = 0;
+        int r = 0;
 
         /* The long name as characters, when it gets entries. */
-        needed = 1;
-        if (sn.flags & NRI_FAT_NEEDS_LONG) {
-                chars = malloc((len + 1) * sizeof(uint32_t));
-                if (!chars) {
-                        free(lkey);
+        if (sn->flags & NRI_FAT_NEEDS_LONG) {
+                chars = malloc((strlen(name) + 1) * sizeof(uint32_t));
+                if (!chars)
                         return -ENOMEM;
-                }
                 for (const char *p = name; *p;) {
                         int l = nri_utf8_next(p, &chars[n]);
 
@@ -581,57 +497,78 @@ static int place(nri_fat_fill *f, size_t d, const char *name, uint32_t *ret_slot
                 r = grow_dir(f, d, name);
         start = f->dirs[d].used;
         if (r >= 0 && needed > 1)
-                r = long_entries(f, d, start, chars, n, sn.name);
-        free(chars);
+                r = long_entries(f, d, start, chars, n, sn->name);
         if (r >= 0 && !slot_at(f, d, start + needed - 1))
                 r = -ENOMEM;
-        if (r < 0) {
-                free(lkey);
+        if (r < 0)
                 return r;
-        }
         f->dirs[d].used = start + needed;
+        *ret_slot = start + needed - 1;
+        return 0;
+}
 
-        /* What mtools' cache then holds for the directory. */
-        {
-                struct named *nm = grow(f->names, f->n_names, &f->cap_names, sizeof(*f->names));
-                key *k;
+/* What mtools' cache then holds for the directory, and what later names
+ * are checked against: the name, its keys and hashes.  Takes `lkey`. */
+static int remember_name(nri_fat_fill *f, size_t d, const char *name, char *lkey, uint32_t lhash,
+                         const nri_fat_short *sn) {
+        _cleanup_free_ char *long_key = lkey;
+        struct named *nm = grow(f->names, f->n_names, &f->cap_names, sizeof(*f->names));
+        char *skey;
+        key *k;
+        int r = 0;
 
-                if (!nm) {
-                        free(lkey);
-                        return -ENOMEM;
-                }
-                f->names = nm;
-                nm[f->n_names] = (struct named){.dir = d, .name = strdup(name)};
-                if (!nm[f->n_names].name) {
-                        free(lkey);
-                        return -ENOMEM;
-                }
-                f->n_names++;
-                if (sn.flags & NRI_FAT_NEEDS_LONG) {
-                        r = add_key(f, d, KEY_LONG, lkey, &k);
-                        if (r < 0)
-                                return r;
-                        k->owner = f->n_names - 1;
-                        r = add_hash(f, d, lhash);
-                } else {
-                        free(lkey);
-                        f->dirs[d].wrote_short_only = true;
-                }
-                if (r >= 0)
-                        r = add_hash(f, d, nri_fat_hash_short(f->names_cp, sn.name));
-                if (r < 0)
-                        return r;
-                skey = nri_fat_key_short(f->names_cp, sn.name);
-                if (!skey)
-                        return -ENOMEM;
-                r = add_key(f, d, KEY_SHORT, skey, &k);
+        if (!nm)
+                return -ENOMEM;
+        f->names = nm;
+        nm[f->n_names] = (struct named){.dir = d, .name = strdup(name)};
+        if (!nm[f->n_names].name)
+                return -ENOMEM;
+        f->n_names++;
+        if (sn->flags & NRI_FAT_NEEDS_LONG) {
+                r = add_key(f, d, KEY_LONG, TAKE_PTR(long_key), &k);
                 if (r < 0)
                         return r;
                 k->owner = f->n_names - 1;
-        }
-        *ret_slot = start + needed - 1;
-        *ret_short = sn;
+                r = add_hash(f, d, lhash);
+        } else
+                f->dirs[d].wrote_short_only = true;
+        if (r >= 0)
+                r = add_hash(f, d, nri_fat_hash_short(f->names_cp, sn->name));
+        if (r < 0)
+                return r;
+        skey = nri_fat_key_short(f->names_cp, sn->name);
+        if (!skey)
+                return -ENOMEM;
+        r = add_key(f, d, KEY_SHORT, skey, &k);
+        if (r < 0)
+                return r;
+        k->owner = f->n_names - 1;
         return 0;
+}
+
+/* The slots of `name` in directory d, as get_slots() finds them: its long
+ * name must not be another's long or short name, its short name is renamed
+ * while it is taken; the directory grows until they fit.  Writes the
+ * long-name entries; *ret_slot is the slot of the short entry, *ret_short
+ * its name and flags. */
+static int place(nri_fat_fill *f, size_t d, const char *name, uint32_t *ret_slot, nri_fat_short *ret_short) {
+        _Static_assert(sizeof(((key *)0)->memo) == sizeof(((nri_fat_short *)0)->name), "short name size");
+        _cleanup_free_ char *lkey = nri_fat_key_long(f->names_cp, name);
+        uint32_t lhash;
+        int r;
+
+        if (!lkey)
+                return -ENOMEM;
+        r = check_long_name(f, d, name, lkey);
+        if (r < 0)
+                return r;
+        lhash = nri_fat_hash_long(f->names_cp, name);
+        r = choose_short_name(f, d, name, lhash, ret_short);
+        if (r >= 0)
+                r = take_slots(f, d, name, ret_short, ret_slot);
+        if (r >= 0)
+                r = remember_name(f, d, name, TAKE_PTR(lkey), lhash, ret_short);
+        return r;
 }
 
 /* ---- the API ---------------------------------------------------------- */
@@ -833,184 +770,4 @@ static uint64_t data_start(const nri_fat_fill *f) {
 
 uint64_t nri_fat_fill_data_offset(const nri_fat_fill *f, uint32_t cluster) {
         return data_start(f) + (uint64_t)(cluster - 2) * f->g.sector_size * f->g.sectors_per_cluster;
-}
-
-/* ---- writing ---------------------------------------------------------- */
-
-static int pwrite_all(nri_fat_fill *f, int fd, const void *buf, size_t n, uint64_t off) {
-        const char *p = buf;
-
-        while (n > 0) {
-                ssize_t k = pwrite(fd, p, n, (off_t)off);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return fail(f, k < 0 ? -errno : -EIO, "cannot write the file system: %s",
-                                    strerror(k < 0 ? errno : EIO));
-                p += k;
-                off += (uint64_t)k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
-static int pread_all(nri_fat_fill *f, int fd, void *buf, size_t n, uint64_t off) {
-        char *p = buf;
-
-        while (n > 0) {
-                ssize_t k = pread(fd, p, n, (off_t)off);
-
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return fail(f, k < 0 ? -errno : -EIO, "cannot read the file system mformat made: %s",
-                                    k < 0 ? strerror(errno) : "short read");
-                p += k;
-                off += (uint64_t)k;
-                n -= (size_t)k;
-        }
-        return 0;
-}
-
-static uint32_t get_entry(const nri_fat_fill *f, const uint8_t *fat, uint32_t c) {
-        if (f->g.fat_bits == 12) {
-                uint32_t v = fat[c * 3 / 2] | (uint32_t)fat[c * 3 / 2 + 1] << 8;
-
-                return c & 1 ? v >> 4 : v & 0xfff;
-        }
-        if (f->g.fat_bits == 16)
-                return fat[c * 2] | (uint32_t)fat[c * 2 + 1] << 8;
-        return (fat[c * 4] | (uint32_t)fat[c * 4 + 1] << 8 | (uint32_t)fat[c * 4 + 2] << 16 |
-                (uint32_t)fat[c * 4 + 3] << 24) &
-               0x0fffffff;
-}
-
-static void set_entry(const nri_fat_fill *f, uint8_t *fat, uint32_t c, uint32_t v) {
-        if (f->g.fat_bits == 12) {
-                uint8_t *p = fat + c * 3 / 2;
-
-                if (c & 1) {
-                        p[0] = (uint8_t)((p[0] & 0x0f) | (v & 0x0f) << 4);
-                        p[1] = (uint8_t)(v >> 4);
-                } else {
-                        p[0] = (uint8_t)v;
-                        p[1] = (uint8_t)((p[1] & 0xf0) | (v >> 8 & 0x0f));
-                }
-        } else if (f->g.fat_bits == 16) {
-                put16(fat + c * 2, v);
-        } else {
-                /* fat32_encode(): the top four bits are kept. */
-                put32(fat + c * 4, (v & 0x0fffffff) | ((uint32_t)fat[c * 4 + 3] & 0xf0) << 24);
-        }
-}
-
-static int write_dir(nri_fat_fill *f, int fd, uint64_t offset, const dir *x) {
-        uint64_t root =
-            ((uint64_t)f->g.reserved_sectors + (uint64_t)f->g.fats * f->g.fat_sectors) * f->g.sector_size;
-
-        if (x->used == x->base)
-                return 0;
-        if (!x->n_chain) /* a FAT12/16 root: one area */
-                return pwrite_all(f, fd, x->slots, (size_t)(x->used - x->base) * ENTRY,
-                                  offset + root + (uint64_t)x->base * ENTRY);
-        for (size_t k = 0; k < x->n_chain; k++) {
-                uint32_t lo = (uint32_t)k * f->per_cluster, hi = lo + f->per_cluster;
-                int r;
-
-                lo = lo < x->base ? x->base : lo;
-                hi = hi > x->used ? x->used : hi;
-                if (lo >= hi)
-                        continue;
-                r = pwrite_all(f, fd, x->slots + (size_t)(lo - x->base) * ENTRY, (size_t)(hi - lo) * ENTRY,
-                               offset + nri_fat_fill_data_offset(f, x->chain[k]) +
-                                   (uint64_t)(lo - (uint32_t)k * f->per_cluster) * ENTRY);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
-
-/* The FAT32 information sector: where mtools looks for free clusters, and
- * how many there are (fat_write()). */
-static int info_sector(nri_fat_fill *f, int fd, uint64_t offset, bool update) {
-        uint8_t boot[64], info[512];
-        uint64_t at;
-        uint32_t count, pos;
-        int r;
-
-        r = pread_all(f, fd, boot, sizeof(boot), offset);
-        if (r < 0)
-                return r;
-        if ((boot[44] | boot[45] << 8 | boot[46] << 16 | (uint32_t)boot[47] << 24) != 2)
-                return fail(f, -EPROTO, "mformat put the root directory elsewhere than cluster 2");
-        at = offset + (uint64_t)(boot[48] | boot[49] << 8) * f->g.sector_size;
-        r = pread_all(f, fd, info, sizeof(info), at);
-        if (r < 0)
-                return r;
-        count = info[488] | info[489] << 8 | info[490] << 16 | (uint32_t)info[491] << 24;
-        pos = info[492] | info[493] << 8 | info[494] << 16 | (uint32_t)info[495] << 24;
-        if (pos != 2)
-                return fail(f, -EPROTO,
-                            "mformat's information sector gives free clusters from %" PRIu32 ", not from 3",
-                            pos);
-        if (!update)
-                return 0;
-        if (count != UINT32_MAX)
-                put32(info + 488, count - (f->next - f->first_free));
-        put32(info + 492, f->next - 1);
-        return pwrite_all(f, fd, info, sizeof(info), at);
-}
-
-int nri_fat_fill_write(nri_fat_fill *f, int fd, uint64_t offset) {
-        const nri_vfat_geometry *g = &f->g;
-        uint64_t fat_at = offset + (uint64_t)g->reserved_sectors * g->sector_size;
-        /* The bytes of the entries of clusters 0 to next - 1. */
-        size_t fat_bytes =
-            g->fat_bits == 12 ? ((size_t)f->next - 1) * 3 / 2 + 2 : (size_t)f->next * (g->fat_bits / 8);
-        uint64_t root = g->fat_bits == 32 ? offset + nri_fat_fill_data_offset(f, 2)
-                                          : fat_at + (uint64_t)g->fats * g->fat_sectors * g->sector_size;
-        uint8_t *fat = NULL, first[ENTRY];
-        int r = 0;
-
-        /* What mformat made is what the writer counted on: the root where
-         * expected, holding the label (or nothing) and no more, no cluster
-         * given out. */
-        if (g->fat_bits == 32)
-                r = info_sector(f, fd, offset, false);
-        if (r >= 0 && f->dirs[0].base) {
-                r = pread_all(f, fd, first, ENTRY, root);
-                if (r >= 0 && (memcmp(first, f->label, 11) != 0 || first[11] != 0x08))
-                        r = fail(f, -EPROTO, "mformat's volume label entry is not the one expected");
-        }
-        if (r >= 0)
-                r = pread_all(f, fd, first, ENTRY, root + (uint64_t)f->dirs[0].base * ENTRY);
-        if (r >= 0 && first[0] != 0)
-                r = fail(f, -EPROTO, "mformat's root directory holds more than the volume label");
-        if (r >= 0 && fat_bytes > (size_t)g->fat_sectors * g->sector_size)
-                r = fail(f, -EPROTO, "the FAT is shorter than its clusters");
-        if (r < 0)
-                return r;
-
-        for (size_t i = 0; i < f->n_dirs; i++)
-                if (f->dirs[i].pending)
-                        return fail(f, -EINVAL, "internal error: a directory was not flushed");
-        fat = malloc(fat_bytes);
-        if (!fat)
-                return -ENOMEM;
-        r = pread_all(f, fd, fat, fat_bytes, fat_at);
-        for (uint32_t c = f->first_free; r >= 0 && c < f->next; c++)
-                if (get_entry(f, fat, c) != 0)
-                        r = fail(f, -EPROTO, "mformat gave out cluster %" PRIu32 " already", c);
-        for (uint32_t c = 2; r >= 0 && c < f->next; c++)
-                set_entry(f, fat, c, f->fat[c - 2]);
-        for (uint32_t i = 0; r >= 0 && i < g->fats; i++)
-                r = pwrite_all(f, fd, fat, fat_bytes,
-                               fat_at + (uint64_t)i * g->fat_sectors * g->sector_size);
-        free(fat);
-        for (size_t i = 0; r >= 0 && i < f->n_dirs; i++)
-                r = write_dir(f, fd, offset, &f->dirs[i]);
-        if (r >= 0 && g->fat_bits == 32 && f->next > f->first_free)
-                r = info_sector(f, fd, offset, true);
-        return r;
 }

@@ -1,7 +1,7 @@
 /* fat-short.c: short names as mtools 4.0 makes them (fat-short.h): its
  * dos_name(), TranslateToDos(), autorename_short(), is_reserved() and
  * contains_illegals(), and the names its wcscasecmp() finds equal. */
-#include "nix-repart-image/fat-short.h"
+#include "fat-short.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -13,7 +13,6 @@
 #include <wchar.h>
 #include <wctype.h>
 
-#include "nix-repart-image/parse.h"
 #include "nix-repart-image/utf8.h"
 
 struct nri_fat_names {
@@ -249,7 +248,7 @@ static char *fold(nri_fat_names *n, const wchar_t *w, size_t count) {
         if (!out)
                 return NULL;
         for (size_t i = 0; i < count; i++)
-                o += utf8_put(o, (uint32_t)towlower_l((wint_t)w[i], n->loc));
+                o += nri_utf8_put(o, (uint32_t)towlower_l((wint_t)w[i], n->loc));
         *o = 0;
         return out;
 }

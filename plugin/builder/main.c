@@ -18,7 +18,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "nix-repart-image/build.h"
+#include "build.h"
+#include "log.h"
+#include "nix-repart-image/macro.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* Built with AddressSanitizer (tests/run-sanitizers): Nix runs the builder
@@ -100,7 +102,7 @@ static int source_date_epoch(long long *ret) {
         errno = 0;
         *ret = strtoll(s, &end, 10);
         if (errno || *end || *ret < 0) {
-                fprintf(stderr, "nix-repart-image: SOURCE_DATE_EPOCH=%s is not a number of seconds\n", s);
+                log_error("SOURCE_DATE_EPOCH=%s is not a number of seconds", s);
                 return -EINVAL;
         }
         return 0;
@@ -109,34 +111,68 @@ static int source_date_epoch(long long *ret) {
 /* The attribute `repartBundle`: the store path of the bundle this builder
  * runs from (scripts/make-bundle.sh), whose loader runs it with
  * `--library-path`.  Everything the build runs or loads then comes from it:
- * mtools (run through the same loader, vfat.c), the C.UTF-8 locale and
- * code page 437.  Variables already set win, for runs by hand. */
-static int use_bundle(const cJSON *attrs) {
-        static const struct {
-                const char *var, *sub;
-        } vars[] = {
-            {"NRI_MTOOLS_DIR", "bin"},          {"NRI_MTOOLS_LOADER", "lib/ld.so"},
-            {"NRI_MTOOLS_LIBRARY_PATH", "lib"}, {"LOCPATH", "lib/locale"},
-            {"GCONV_PATH", "lib/gconv"},
-        };
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(attrs, "repartBundle");
+ * mformat (run through the same loader), the C.UTF-8 locale and code page
+ * 437, which this process loads too (LOCPATH and GCONV_PATH, for glibc).
+ * Variables already set win, for runs by hand: NRI_MTOOLS_DIR,
+ * NRI_MTOOLS_LOADER and NRI_MTOOLS_LIBRARY_PATH (empty: none), LOCPATH,
+ * GCONV_PATH.  Without a bundle, mformat is where the build found it
+ * (Nix runs builders with PATH unset). */
+typedef struct tools {
+        nri_mtools mtools;
+        char *owned[5];
+} tools;
 
-        if (!b)
+static void tools_done(tools *t) {
+        for (size_t i = 0; i < ELEMENTSOF(t->owned); i++)
+                free(t->owned[i]);
+}
+
+/* The environment's `var`, else `sub` in the bundle (NULL without one). */
+static int tool_path(tools *t, size_t i, const char *var, const char *bundle, const char *sub,
+                     const char **ret) {
+        const char *v = getenv(var);
+
+        if (v || !bundle) {
+                *ret = v && *v ? v : NULL;
                 return 0;
-        if (!cJSON_IsString(b) || b->valuestring[0] != '/') {
-                fprintf(stderr, "nix-repart-image: repartBundle is not an absolute path\n");
-                return -EINVAL;
         }
-        for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-                char *v;
+        if (asprintf(&t->owned[i], "%s/%s", bundle, sub) < 0)
+                return -ENOMEM;
+        *ret = t->owned[i];
+        return 0;
+}
 
-                if (getenv(vars[i].var))
-                        continue;
-                if (asprintf(&v, "%s/%s", b->valuestring, vars[i].sub) < 0)
-                        return -ENOMEM;
-                setenv(vars[i].var, v, 0);
-                free(v);
+static int find_tools(const cJSON *attrs, tools *t) {
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(attrs, "repartBundle");
+        const char *bundle = NULL;
+        nri_mtools *m = &t->mtools;
+        int r;
+
+        if (b) {
+                if (!cJSON_IsString(b) || b->valuestring[0] != '/') {
+                        log_error("repartBundle is not an absolute path");
+                        return -EINVAL;
+                }
+                bundle = b->valuestring;
         }
+        r = tool_path(t, 0, "NRI_MTOOLS_DIR", bundle, "bin", &m->dir);
+        if (r >= 0)
+                r = tool_path(t, 1, "NRI_MTOOLS_LOADER", bundle, "lib/ld.so", &m->loader);
+        if (r >= 0)
+                r = tool_path(t, 2, "NRI_MTOOLS_LIBRARY_PATH", bundle, "lib", &m->library_path);
+        if (r >= 0)
+                r = tool_path(t, 3, "LOCPATH", bundle, "lib/locale", &m->locpath);
+        if (r >= 0)
+                r = tool_path(t, 4, "GCONV_PATH", bundle, "lib/gconv", &m->gconv_path);
+        if (r < 0)
+                return r;
+        if (!getenv("NRI_MTOOLS_DIR") && !bundle)
+                m->dir = NRI_MTOOLS_DEFAULT_DIR;
+        /* This process reads names through them too (fat-short.c). */
+        if (m->locpath)
+                setenv("LOCPATH", m->locpath, 0);
+        if (m->gconv_path)
+                setenv("GCONV_PATH", m->gconv_path, 0);
         return 0;
 }
 
@@ -156,6 +192,7 @@ int main(int argc, char **argv) {
         };
         const char *attrs_arg = NULL, *out_arg = NULL, *path;
         nri_build_options o = {.verbose = true};
+        _cleanup_(tools_done) tools t = {0};
         cJSON *attrs;
         char *text;
         int c, r;
@@ -187,32 +224,29 @@ int main(int argc, char **argv) {
         path = attrs_path(attrs_arg);
         text = read_file(path);
         if (!text) {
-                fprintf(stderr, "nix-repart-image: cannot read %s: %m\n", path);
+                log_error("cannot read %s: %m", path);
                 return 1;
         }
         attrs = cJSON_Parse(text);
         free(text);
         if (!attrs) {
-                fprintf(stderr, "nix-repart-image: %s is not JSON\n", path);
+                log_error("%s is not JSON", path);
                 return 1;
         }
         o.attrs = attrs;
         o.out = out_path(out_arg, attrs);
         o.out_from_input = !out_arg;
         if (!o.out) {
-                fprintf(stderr, "nix-repart-image: no output path: neither outputs.out in %s nor $out\n",
-                        path);
+                log_error("no output path: neither outputs.out in %s nor $out", path);
                 cJSON_Delete(attrs);
                 return 1;
         }
-        r = use_bundle(attrs);
+        r = find_tools(attrs, &t);
         if (r < 0) {
                 cJSON_Delete(attrs);
                 return 1;
         }
-        /* Nix runs builders with PATH unset. */
-        if (!getenv("NRI_MTOOLS_DIR"))
-                setenv("NRI_MTOOLS_DIR", NRI_MTOOLS_DEFAULT_DIR, 0);
+        o.mtools = &t.mtools;
         r = source_date_epoch(&o.mtime);
         if (r >= 0)
                 r = nri_build(&o);

@@ -5,7 +5,7 @@
  * into underscores, hidden columns left out, and json.c's pretty printer.
  * cJSON holds the tree; its own printer's layout differs ("key":\tvalue), so
  * the tree is printed here the way json.c prints it. */
-#include "nix-repart-image/output-json.h"
+#include "output-json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,20 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static void json_release(cJSON **j) {
-        cJSON_Delete(*j);
-}
+#include "nix-repart-image/macro.h"
 
-static void free_release(char **p) {
-        free(*p);
-}
-
-static void file_release(FILE **f) {
-        if (*f)
-                fclose(*f);
-}
-
-#define _cleanup_(f) __attribute__((cleanup(f)))
+DEFINE_TRIVIAL_CLEANUP_FUNC(cJSON *, cJSON_Delete);
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
 static bool add_string(cJSON *o, const char *key, const char *value) {
         return cJSON_AddStringToObject(o, key, value) != NULL;
@@ -42,8 +32,8 @@ static bool add_size(cJSON *o, const char *key, uint64_t value) {
 }
 
 static cJSON *build_one(const char *image, size_t partno, const nri_output_part *p) {
-        _cleanup_(json_release) cJSON *o = cJSON_CreateObject();
-        _cleanup_(free_release) char *node = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
+        _cleanup_free_ char *node = NULL;
         bool ok;
 
         if (!o)
@@ -69,7 +59,7 @@ static cJSON *build_one(const char *image, size_t partno, const nri_output_part 
 }
 
 cJSON *nri_output_json_build(const char *image, const nri_output_part *parts, size_t n) {
-        _cleanup_(json_release) cJSON *array = cJSON_CreateArray();
+        _cleanup_(cJSON_Deletep) cJSON *array = cJSON_CreateArray();
 
         if (!array)
                 return NULL;
@@ -190,9 +180,9 @@ char *nri_output_json_print(const cJSON *json) {
 }
 
 int nri_output_json_write(const char *path, const char *image, const nri_output_part *parts, size_t n) {
-        _cleanup_(json_release) cJSON *json = NULL;
-        _cleanup_(free_release) char *text = NULL;
-        _cleanup_(file_release) FILE *f = NULL;
+        _cleanup_(cJSON_Deletep) cJSON *json = NULL;
+        _cleanup_free_ char *text = NULL;
+        _cleanup_(fclosep) FILE *f = NULL;
         size_t len;
         int fd;
 

@@ -7,9 +7,13 @@
  * levels keep theirs, a level whose descriptor was closed is opened again,
  * as the ".." of the level below it, when the walk climbs back to it.  Path strings
  * are still built, for the visitor and for messages. */
-#include "nix-repart-image/plan.h"
-#include "nix-repart-image/beneath.h"
-#include "nix-repart-image/worker.h"
+#include "plan.h"
+#include "beneath.h"
+#include "log.h"
+#include "nix-repart-image/macro.h"
+#include "plan-dir.h"
+#include "plan-maps.h"
+#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,205 +26,10 @@
 
 /* ---- small helpers ---- */
 
-static int log_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int log_errno(int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, ": %s\n", strerror(-r));
-        return r;
-}
-
-static int log_error(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int log_error(int r, const char *fmt, ...) {
-        va_list ap;
-
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r;
-}
-
-/* A growing string, for the source and target paths of the walk. */
-typedef struct strbuf {
-        char *s;
-        size_t len, cap;
-} strbuf;
-
-static int strbuf_set_len(strbuf *b, size_t len) {
-        b->len = len;
-        b->s[len] = 0;
-        return 0;
-}
-
-static int strbuf_append(strbuf *b, const char *s, size_t n) {
-        if (b->len + n + 1 > b->cap) {
-                size_t cap = b->cap ? b->cap : 256;
-                char *p;
-
-                while (cap < b->len + n + 1)
-                        cap *= 2;
-                p = realloc(b->s, cap);
-                if (!p)
-                        return -ENOMEM;
-                b->s = p;
-                b->cap = cap;
-        }
-        memcpy(b->s + b->len, s, n);
-        b->len += n;
-        b->s[b->len] = 0;
-        return 0;
-}
-
-static int strbuf_assign(strbuf *b, const char *s) {
-        b->len = 0;
-        if (b->s)
-                b->s[0] = 0;
-        return strbuf_append(b, s, strlen(s));
-}
-
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
-        const unsigned char *c = p;
-
-        /* FNV-1a */
-        for (size_t i = 0; i < n; i++) {
-                h ^= c[i];
-                h *= UINT64_C(0x100000001b3);
-        }
-        return h;
-}
-
-#define HASH_INIT UINT64_C(0xcbf29ce484222325)
+/* A failed call (log.h), with its errno's text. */
+#define log_errno(r, fmt, ...) log_error_errno((r), fmt ": %m", ##__VA_ARGS__)
 
 #define MAX_OPEN_DIRS 128
-
-/* ---- every target visited: path -> (id, is a directory) ---- */
-
-typedef struct target_slot {
-        char *path; /* owned; NULL: empty */
-        size_t id;
-        bool dir;
-} target_slot;
-
-typedef struct target_map {
-        target_slot *slots;
-        size_t n, cap; /* cap: a power of two */
-} target_map;
-
-static target_slot *target_find(target_map *m, const char *path, size_t len) {
-        size_t i;
-
-        if (!m->cap)
-                return NULL;
-        i = hash_bytes(path, len, HASH_INIT) & (m->cap - 1);
-        for (;; i = (i + 1) & (m->cap - 1)) {
-                target_slot *s = &m->slots[i];
-
-                if (!s->path)
-                        return s;
-                if (strncmp(s->path, path, len) == 0 && s->path[len] == 0)
-                        return s;
-        }
-}
-
-static int target_grow(target_map *m) {
-        target_map g = {.cap = m->cap ? m->cap * 2 : 1024};
-
-        g.slots = calloc(g.cap, sizeof(*g.slots));
-        if (!g.slots)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->cap; i++) {
-                target_slot *s = &m->slots[i];
-
-                if (s->path)
-                        *target_find(&g, s->path, strlen(s->path)) = *s;
-        }
-        g.n = m->n;
-        free(m->slots);
-        *m = g;
-        return 0;
-}
-
-/* Looks `path` up; *ret is its slot (path == NULL when it is not there). */
-static int target_lookup(target_map *m, const char *path, size_t len, target_slot **ret) {
-        if ((m->n + 1) * 4 > m->cap * 3) {
-                int r = target_grow(m);
-                if (r < 0)
-                        return r;
-        }
-        *ret = target_find(m, path, len);
-        return 0;
-}
-
-static int target_insert(target_map *m, target_slot *s, const char *path, size_t len, size_t id, bool dir) {
-        s->path = strndup(path, len);
-        if (!s->path)
-                return -ENOMEM;
-        s->id = id;
-        s->dir = dir;
-        m->n++;
-        return 0;
-}
-
-static void target_map_free(target_map *m) {
-        for (size_t i = 0; i < m->cap; i++)
-                free(m->slots[i].path);
-        free(m->slots);
-}
-
-/* ---- files with several links: (st_dev, st_ino) -> first target ---- */
-
-typedef struct link_slot {
-        dev_t dev;
-        ino_t ino;
-        char *target; /* owned; NULL: empty */
-        size_t id;
-} link_slot;
-
-typedef struct link_map {
-        link_slot *slots;
-        size_t n, cap;
-} link_map;
-
-static link_slot *link_find(link_map *m, dev_t dev, ino_t ino) {
-        uint64_t h = hash_bytes(&dev, sizeof(dev), HASH_INIT);
-        size_t i;
-
-        h = hash_bytes(&ino, sizeof(ino), h);
-        for (i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-                link_slot *s = &m->slots[i];
-
-                if (!s->target || (s->dev == dev && s->ino == ino))
-                        return s;
-        }
-}
-
-static int link_lookup(link_map *m, dev_t dev, ino_t ino, link_slot **ret) {
-        if ((m->n + 1) * 4 > m->cap * 3) {
-                link_map g = {.cap = m->cap ? m->cap * 2 : 256};
-
-                g.slots = calloc(g.cap, sizeof(*g.slots));
-                if (!g.slots)
-                        return -ENOMEM;
-                for (size_t i = 0; i < m->cap; i++)
-                        if (m->slots[i].target)
-                                *link_find(&g, m->slots[i].dev, m->slots[i].ino) = m->slots[i];
-                g.n = m->n;
-                free(m->slots);
-                *m = g;
-        }
-        *ret = link_find(m, dev, ino);
-        return 0;
-}
-
-static void link_map_free(link_map *m) {
-        for (size_t i = 0; i < m->cap; i++)
-                free(m->slots[i].target);
-        free(m->slots);
-}
 
 /* ---- the walk ---- */
 
@@ -251,102 +60,6 @@ typedef struct walk {
         char *top_name;  /* the source's name in it */
 } walk;
 
-/* One directory being read. */
-typedef struct frame {
-        int fd; /* -1: closed, to be opened again (see reopen()) */
-        dev_t dev;
-        ino_t ino;
-        char **names;
-        size_t n, i;
-        size_t id;               /* the directory's entry id (0: the root) */
-        size_t src_len, tgt_len; /* its paths' lengths in walk.src/tgt */
-        /* The directory was there before this copy reached it, so a name in
-         * it may be taken already; in a directory this copy made, none is. */
-        bool merged;
-} frame;
-
-static void frame_free(frame *f) {
-        if (f->fd >= 0)
-                close(f->fd);
-        for (size_t i = 0; i < f->n; i++)
-                free(f->names[i] - 1);
-        free(f->names);
-}
-
-/* readdir()'s d_type of a name, kept in the byte before it (DT_UNKNOWN
- * where the file system gives none). */
-static unsigned char name_type(const char *name) {
-        return (unsigned char)name[-1];
-}
-
-static int cmp_names(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Opens the directory `name` (relative to dirfd) and reads its sorted names
- * into *f.  `path` is for messages. */
-static int frame_open(frame *f, int dirfd, const char *name, const char *path) {
-        DIR *d;
-        struct dirent *de;
-        size_t cap = 0;
-        int fd2;
-
-        *f = (frame){.fd = -1};
-        struct stat st;
-
-        f->fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (f->fd < 0 || fstat(f->fd, &st) < 0)
-                return log_errno(-errno, "%s: cannot open directory", path);
-        f->dev = st.st_dev;
-        f->ino = st.st_ino;
-        fd2 = fcntl(f->fd, F_DUPFD_CLOEXEC, 3);
-        if (fd2 < 0)
-                return log_errno(-errno, "%s: cannot open directory", path);
-        d = fdopendir(fd2);
-        if (!d) {
-                close(fd2);
-                return log_errno(-errno, "%s: cannot open directory", path);
-        }
-        for (;;) {
-                errno = 0;
-                de = readdir(d);
-                if (!de)
-                        break;
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (f->n == cap) {
-                        char **p;
-
-                        cap = cap ? cap * 2 : 16;
-                        p = realloc(f->names, cap * sizeof(*p));
-                        if (!p) {
-                                closedir(d);
-                                return -ENOMEM;
-                        }
-                        f->names = p;
-                }
-                size_t len = strlen(de->d_name);
-                char *p = malloc(len + 2);
-
-                if (!p) {
-                        closedir(d);
-                        return -ENOMEM;
-                }
-                p[0] = (char)de->d_type;
-                memcpy(p + 1, de->d_name, len + 1);
-                f->names[f->n++] = p + 1;
-        }
-        if (errno) {
-                int r = -errno;
-                closedir(d);
-                return log_errno(r, "%s: cannot read directory", path);
-        }
-        closedir(d);
-        if (f->n > 0)
-                qsort(f->names, f->n, sizeof(*f->names), cmp_names);
-        return 0;
-}
-
 static const char *last_component(const char *path) {
         const char *s = strrchr(path, '/');
         return s ? s + 1 : path;
@@ -364,7 +77,7 @@ static int emit_made_directory(walk *w, size_t parent, size_t len, size_t *ret_i
                 return r;
         if (s->path) {
                 if (!s->dir)
-                        return log_error(
+                        return log_error_errno(
                             -ENOTDIR, "%s: a directory is needed here, but it is already a file", s->path);
                 *ret_id = s->id;
                 return 0;
@@ -441,168 +154,179 @@ static int add_target(walk *w, target_slot *s, bool dir, nri_entry *e) {
         return 0;
 }
 
-/* A name readdir() says is a regular file: opened, and *st its fstat(), without the lstat() visit() would
- * need first (a system call less per file).  -1 (errno kept) where that does not hold, for the caller to
- * lstat() the name and go the usual way. */
-static int open_regular(int dirfd, const char *name, struct stat *st) {
-        int fd;
+/* One source to visit: w->src, at the target w->tgt, opened relative to
+ * `dirfd` by `name`. */
+typedef struct source {
+        int dirfd;
+        const char *name;
+        const struct stat *st; /* its lstat() (or, when fd >= 0, fstat()) */
+        int fd;                /* a regular file already open, or -1 */
+        size_t parent;         /* the id of the directory it goes into */
+        /* The target's directory was made by this copy, so nothing can be at
+         * the target yet. */
+        bool fresh;
+} source;
 
-        if (name_type(name) != DT_REG)
-                return -1;
-        fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -1;
-        if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-                close(fd);
-                return -1;
+/* A directory: its frame, for the caller to push (f->fd >= 0), merged
+ * into the directory there (`s`, not NULL) or visited as a new one. */
+static int visit_directory(walk *w, const source *src, target_slot *s, bool record, nri_entry *e, frame *f) {
+        int r;
+
+        if (s && s->path && !s->dir)
+                return log_error_errno(-EEXIST,
+                                       "%s: cannot copy directory %s there, a file is there already",
+                                       w->tgt.s, w->src.s);
+        r = frame_open(f, src->dirfd, src->name, w->src.s);
+        if (r < 0) {
+                frame_free(f);
+                *f = (frame){.fd = -1};
+                return r;
         }
-        return fd;
-}
-
-/* Visits one source (w->src) at one target (w->tgt), opened relative to
- * dirfd by `name`.  `opened`: the source, a regular file, already open (st
- * its fstat()), or -1.  `fresh`: the target's directory was made by this
- * copy, so nothing can be at the target yet.  For a directory, *ret_frame
- * is filled for the caller to push (fd >= 0), else its fd is -1. */
-static int visit(walk *w, int dirfd, const char *name, const struct stat *st, int opened, size_t parent,
-                 bool fresh, frame *ret_frame) {
-        nri_entry e = {.parent = parent, .st = st, .mode = st->st_mode, .source = w->src.s};
-        target_slot *s = NULL;
-        bool record = must_record(w), exists;
-        int r, fd = -1;
-
-        *ret_frame = (frame){.fd = -1};
-        if (!fresh || record) {
-                r = target_lookup(&w->targets, w->tgt.s, w->tgt.len, &s);
-                if (r < 0)
-                        return r;
+        f->src_len = w->src.len;
+        f->tgt_len = w->tgt.len;
+        if (s && s->path) { /* merged into the directory visited before */
+                f->id = s->id;
+                f->merged = true;
+                return 0;
         }
-        exists = s && s->path;
-
-        if (S_ISDIR(st->st_mode)) {
-                if (exists && !s->dir)
-                        return log_error(-EEXIST,
-                                         "%s: cannot copy directory %s there, a file is there already",
-                                         w->tgt.s, w->src.s);
-                r = frame_open(ret_frame, dirfd, name, w->src.s);
-                if (r < 0) {
-                        frame_free(ret_frame);
-                        *ret_frame = (frame){.fd = -1};
-                        return r;
-                }
-                ret_frame->src_len = w->src.len;
-                ret_frame->tgt_len = w->tgt.len;
-                if (exists) { /* merged into the directory visited before */
-                        ret_frame->id = s->id;
-                        ret_frame->merged = true;
-                        return 0;
-                }
-                r = add_target(w, record ? s : NULL, true, &e);
-                if (r < 0)
-                        return r;
-                ret_frame->id = e.id;
-                return w->v->directory ? w->v->directory(w->v->ctx, &e) : 0;
-        }
-
-        if (exists)
-                return log_error(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
-                                 w->src.s, s->dir ? "a directory" : "a file");
-        if (!S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
-                return log_error(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
-                                 w->src.s);
-
-        r = add_target(w, record ? s : NULL, false, &e);
+        r = add_target(w, record ? s : NULL, true, e);
         if (r < 0)
                 return r;
+        f->id = e->id;
+        return w->v->directory ? w->v->directory(w->v->ctx, e) : 0;
+}
 
-        if (S_ISLNK(st->st_mode)) {
-                size_t want = (size_t)st->st_size + 2;
-                ssize_t n;
+/* A symlink: its target read (again, larger, if it grew since lstat()). */
+static int visit_symlink(walk *w, const source *src, nri_entry *e) {
+        size_t want = (size_t)src->st->st_size + 2;
+        ssize_t n;
 
-                for (;;) {
-                        if (w->link.cap < want) {
-                                char *p = realloc(w->link.s, want);
+        for (;;) {
+                if (w->link.cap < want) {
+                        char *p = realloc(w->link.s, want);
 
-                                if (!p)
-                                        return -ENOMEM;
-                                w->link.s = p;
-                                w->link.cap = want;
-                        }
-                        n = readlinkat(dirfd, name, w->link.s, w->link.cap);
-                        if (n < 0)
-                                return log_errno(-errno, "%s: cannot read symlink", w->src.s);
-                        if ((size_t)n < w->link.cap - 1)
-                                break;
-                        want = w->link.cap * 2; /* it grew since lstat(): read again, larger */
+                        if (!p)
+                                return -ENOMEM;
+                        w->link.s = p;
+                        w->link.cap = want;
                 }
-                w->link.s[n] = 0;
-                e.link_target = w->link.s;
-                e.size = n;
-                if (!w->v->symlink)
-                        return log_error(-EOPNOTSUPP,
-                                         "%s: symlinks cannot be written to this file system (%s)", e.target,
-                                         w->src.s);
-                return w->v->symlink(w->v->ctx, &e);
+                n = readlinkat(src->dirfd, src->name, w->link.s, w->link.cap);
+                if (n < 0)
+                        return log_errno(-errno, "%s: cannot read symlink", w->src.s);
+                if ((size_t)n < w->link.cap - 1)
+                        break;
+                want = w->link.cap * 2;
         }
+        w->link.s[n] = 0;
+        e->link_target = w->link.s;
+        e->size = n;
+        if (!w->v->symlink)
+                return log_error_errno(-EOPNOTSUPP,
+                                       "%s: symlinks cannot be written to this file system (%s)", e->target,
+                                       w->src.s);
+        return w->v->symlink(w->v->ctx, e);
+}
 
-        /* A regular file. */
-        struct stat fst;
+/* Opens the regular file `src` names, checking it is the one lstat() saw;
+ * *st its fstat(). */
+static int open_file(const walk *w, const source *src, struct stat *st) {
+        _cleanup_close_ int fd = openat(src->dirfd, src->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 
-        if (opened >= 0) {
-                fd = opened;
-        } else {
-                fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return log_errno(-errno, "%s: cannot open", w->src.s);
+        if (fstat(fd, st) < 0)
+                return log_errno(-errno, "%s: cannot stat", w->src.s);
+        if (!S_ISREG(st->st_mode) || st->st_ino != src->st->st_ino || st->st_dev != src->st->st_dev)
+                return log_error_errno(-ESTALE, "%s: changed while being read", w->src.s);
+        return TAKE_FD(fd);
+}
+
+/* A file with more links than one: a later name of it is a hard link to
+ * the first (e->hardlink_of), given to the visitor's hardlink callback
+ * when it has one (*ret_done). */
+static int visit_links(walk *w, nri_entry *e, bool *ret_done) {
+        link_slot *l;
+        int r;
+
+        *ret_done = false;
+        r = link_lookup(&w->links, e->st->st_dev, e->st->st_ino, &l);
+        if (r < 0)
+                return r;
+        if (!l->target) {
+                l->target = strdup(e->target);
+                if (!l->target)
+                        return -ENOMEM;
+                l->dev = e->st->st_dev;
+                l->ino = e->st->st_ino;
+                l->id = e->id;
+                w->links.n++;
+                return 0;
+        }
+        e->hardlink_of = l->target;
+        e->hardlink_id = l->id;
+        if (!w->v->hardlink)
+                return 0;
+        *ret_done = true;
+        return w->v->hardlink(w->v->ctx, e);
+}
+
+/* A regular file, given to the visitor open (the descriptor is the
+ * caller's when src->fd >= 0, else the visitor's to keep or this
+ * function's to close). */
+static int visit_file(walk *w, const source *src, nri_entry *e) {
+        struct stat st;
+        bool done = false;
+        int fd = src->fd, r = 0;
+
+        if (fd < 0) {
+                fd = open_file(w, src, &st);
                 if (fd < 0)
-                        return log_errno(-errno, "%s: cannot open", w->src.s);
-                if (fstat(fd, &fst) < 0) {
-                        r = log_errno(-errno, "%s: cannot stat", w->src.s);
-                        close(fd);
-                        return r;
-                }
-                if (!S_ISREG(fst.st_mode) || fst.st_ino != st->st_ino || fst.st_dev != st->st_dev) {
-                        close(fd);
-                        return log_error(-ESTALE, "%s: changed while being read", w->src.s);
-                }
-                e.st = &fst;
-                e.mode = fst.st_mode;
-                st = &fst;
+                        return fd;
+                e->st = &st;
+                e->mode = st.st_mode;
         }
-        e.size = st->st_size;
-
-        if (!w->plan->ignore_hardlinks && st->st_nlink > 1) {
-                link_slot *l;
-
-                r = link_lookup(&w->links, st->st_dev, st->st_ino, &l);
-                if (r < 0)
-                        goto out;
-                if (l->target) {
-                        e.hardlink_of = l->target;
-                        e.hardlink_id = l->id;
-                        if (w->v->hardlink) {
-                                r = w->v->hardlink(w->v->ctx, &e);
-                                goto out;
-                        }
-                } else {
-                        l->target = strdup(e.target);
-                        if (!l->target) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        l->dev = st->st_dev;
-                        l->ino = st->st_ino;
-                        l->id = e.id;
-                        w->links.n++;
-                }
-        }
-        r = w->v->file ? w->v->file(w->v->ctx, &e, fd) : 0;
-out:
-        if (fd >= 0 && fd != opened) { /* the caller deals with its own */
+        e->size = e->st->st_size;
+        if (!w->plan->ignore_hardlinks && e->st->st_nlink > 1)
+                r = visit_links(w, e, &done);
+        if (r >= 0 && !done)
+                r = w->v->file ? w->v->file(w->v->ctx, e, fd) : 0;
+        if (fd != src->fd) { /* the caller deals with its own */
                 if (r != NRI_VISIT_KEPT_FD)
                         close(fd);
                 else
                         r = 0;
         }
         return r;
+}
+
+/* Visits one source at its target.  For a directory, *ret_frame is filled
+ * for the caller to push (fd >= 0), else its fd is -1. */
+static int visit(walk *w, const source *src, frame *ret_frame) {
+        nri_entry e = {.parent = src->parent, .st = src->st, .mode = src->st->st_mode, .source = w->src.s};
+        target_slot *s = NULL;
+        bool record = must_record(w);
+        int r;
+
+        *ret_frame = (frame){.fd = -1};
+        if (!src->fresh || record) {
+                r = target_lookup(&w->targets, w->tgt.s, w->tgt.len, &s);
+                if (r < 0)
+                        return r;
+        }
+        if (S_ISDIR(src->st->st_mode))
+                return visit_directory(w, src, s, record, &e, ret_frame);
+        if (s && s->path)
+                return log_error_errno(-EEXIST, "%s: cannot copy %s there, %s is there already", w->tgt.s,
+                                       w->src.s, s->dir ? "a directory" : "a file");
+        if (!S_ISREG(src->st->st_mode) && !S_ISLNK(src->st->st_mode))
+                return log_error_errno(-EINVAL, "%s: cannot copy, not a regular file, directory or symlink",
+                                       w->src.s);
+        r = add_target(w, record ? s : NULL, false, &e);
+        if (r < 0)
+                return r;
+        if (S_ISLNK(src->st->st_mode))
+                return visit_symlink(w, src, &e);
+        return visit_file(w, src, &e);
 }
 
 /* Opens stack[i - 1] again, whose descriptor was closed, as the ".." of
@@ -629,79 +353,102 @@ static int reopen_parent(walk *w, frame *stack, size_t i) {
         return 0;
 }
 
+/* Visits the next entry of the directory *f, with w->src and w->tgt set to
+ * its paths; *ret_child is the directory to descend into (its fd < 0:
+ * none). */
+static int visit_next(walk *w, frame *f, frame *ret_child) {
+        const char *name = f->names[f->i++];
+        struct stat st;
+        int fd, r;
+
+        ret_child->fd = -1;
+        strbuf_set_len(&w->src, f->src_len);
+        strbuf_set_len(&w->tgt, f->tgt_len);
+        if ((r = strbuf_append(&w->src, "/", 1)) < 0 ||
+            (r = strbuf_append(&w->src, name, strlen(name))) < 0 ||
+            (r = strbuf_append(&w->tgt, "/", 1)) < 0 || (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
+                return r;
+        fd = open_regular(f->fd, name, &st);
+        if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return log_errno(-errno, "%s: cannot stat", w->src.s);
+        r = visit(
+            w,
+            &(source){
+                .dirfd = f->fd, .name = name, .st = &st, .fd = fd, .parent = f->id, .fresh = !f->merged},
+            ret_child);
+        if (r == NRI_VISIT_KEPT_FD)
+                return 0; /* the visitor closes fd */
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
+/* The walk's stack of open directories: stack[lo..depth) have descriptors,
+ * at most MAX_OPEN_DIRS of them. */
+typedef struct dir_stack {
+        frame *f;
+        size_t depth, cap, lo;
+} dir_stack;
+
+/* Pushes `child` (taken: freed on failure), closing the descriptor of the
+ * oldest open directory beyond MAX_OPEN_DIRS. */
+static int push(dir_stack *s, frame *child) {
+        if (s->depth == s->cap) {
+                frame *p = realloc(s->f, sizeof(*s->f) * (s->cap *= 2));
+
+                if (!p) {
+                        frame_free(child);
+                        return -ENOMEM;
+                }
+                s->f = p;
+        }
+        s->f[s->depth++] = *child;
+        if (s->depth - s->lo > MAX_OPEN_DIRS) {
+                close(s->f[s->lo].fd);
+                s->f[s->lo++].fd = -1;
+        }
+        return 0;
+}
+
+/* Pops the directory whose entries are all visited, opening its parent
+ * again if its descriptor was closed. */
+static int pop(walk *w, dir_stack *s) {
+        int r = 0;
+
+        if (s->depth > 1 && s->f[s->depth - 2].fd < 0) {
+                r = reopen_parent(w, s->f, s->depth - 1);
+                s->lo = s->depth - 2;
+        }
+        frame_free(&s->f[--s->depth]);
+        return r;
+}
+
 /* Walks the tree whose top directory is open in *top (the copy's source,
  * w->top_name in w->top_fd), depth first. */
 static int walk_tree(walk *w, frame *top) {
-        frame *stack = NULL;
-        size_t depth = 0, cap = 16, lo = 0; /* stack[lo..depth) have descriptors */
+        dir_stack s = {.cap = 16};
         int r = 0;
 
-        stack = malloc(sizeof(*stack) * cap);
-        if (!stack) {
+        s.f = malloc(sizeof(*s.f) * s.cap);
+        if (!s.f) {
                 frame_free(top);
                 return -ENOMEM;
         }
-        stack[depth++] = *top;
+        s.f[s.depth++] = *top;
 
-        while (depth > 0) {
-                frame *f = &stack[depth - 1];
-                struct stat st;
-                frame child;
-                const char *name;
-                int fd;
+        while (s.depth > 0) {
+                frame *f = &s.f[s.depth - 1], child;
 
-                if (f->i == f->n) {
-                        if (depth > 1 && stack[depth - 2].fd < 0) {
-                                r = reopen_parent(w, stack, depth - 1);
-                                lo = depth - 2;
-                        }
-                        frame_free(f);
-                        depth--;
-                        if (r < 0)
-                                break;
-                        continue;
-                }
-                name = f->names[f->i++];
-                strbuf_set_len(&w->src, f->src_len);
-                strbuf_set_len(&w->tgt, f->tgt_len);
-                if ((r = strbuf_append(&w->src, "/", 1)) < 0 ||
-                    (r = strbuf_append(&w->src, name, strlen(name))) < 0 ||
-                    (r = strbuf_append(&w->tgt, "/", 1)) < 0 ||
-                    (r = strbuf_append(&w->tgt, name, strlen(name))) < 0)
-                        break;
-                fd = open_regular(f->fd, name, &st);
-                if (fd < 0 && fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = log_errno(-errno, "%s: cannot stat", w->src.s);
-                        break;
-                }
-                r = visit(w, f->fd, name, &st, fd, f->id, !f->merged, &child);
-                if (r == NRI_VISIT_KEPT_FD)
-                        r = 0; /* the visitor closes fd */
-                else if (fd >= 0)
-                        close(fd);
+                if (f->i == f->n)
+                        r = pop(w, &s);
+                else if ((r = visit_next(w, f, &child)) >= 0 && child.fd >= 0)
+                        r = push(&s, &child);
                 if (r < 0)
                         break;
-                if (child.fd < 0)
-                        continue;
-                if (depth == cap) {
-                        frame *p = realloc(stack, sizeof(*stack) * (cap *= 2));
-
-                        if (!p) {
-                                frame_free(&child);
-                                r = -ENOMEM;
-                                break;
-                        }
-                        stack = p;
-                }
-                stack[depth++] = child;
-                if (depth - lo > MAX_OPEN_DIRS) {
-                        close(stack[lo].fd);
-                        stack[lo++].fd = -1;
-                }
         }
-        while (depth > 0)
-                frame_free(&stack[--depth]);
-        free(stack);
+        while (s.depth > 0)
+                frame_free(&s.f[--s.depth]);
+        free(s.f);
         return r;
 }
 
@@ -712,7 +459,7 @@ static int set_target(walk *w, const char *path) {
         int r;
 
         if (!path || path[0] != '/')
-                return log_error(-EINVAL, "%s: target path is not absolute", path ? path : "(null)");
+                return log_error_errno(-EINVAL, "%s: target path is not absolute", path ? path : "(null)");
         r = strbuf_assign(&w->tgt, "");
         if (r < 0)
                 return r;
@@ -727,7 +474,8 @@ static int set_target(walk *w, const char *path) {
                 end = strchrnul(p, '/');
                 n = end - p;
                 if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-                        return log_error(-EINVAL, "%s: target path has a \".\" or \"..\" component", path);
+                        return log_error_errno(-EINVAL, "%s: target path has a \".\" or \"..\" component",
+                                               path);
                 if ((r = strbuf_append(&w->tgt, "/", 1)) < 0 || (r = strbuf_append(&w->tgt, p, n)) < 0)
                         return r;
                 p = end;
@@ -748,7 +496,7 @@ static int open_source(walk *w) {
                 size_t len;
 
                 if (strncmp(src, sd, n) != 0 || src[n] != '/' || !src[n + 1])
-                        return log_error(-EINVAL, "%s: not in the Nix store (%s)", src, sd);
+                        return log_error_errno(-EINVAL, "%s: not in the Nix store (%s)", src, sd);
                 len = strcspn(src + n + 1, "/");
                 rel = src + n + 1 + len;
                 root = strndup(src + n + 1, len);
@@ -771,10 +519,11 @@ static int open_source(walk *w) {
 
                         free(root);
                         if (r == -ENOTDIR || r == -ELOOP)
-                                return log_error(-EXDEV,
-                                                 "%s: %s/%.*s is not a directory (a store path that is a "
-                                                 "symlink is not followed): the source cannot be inside it",
-                                                 src, sd, (int)strcspn(src + n + 1, "/"), src + n + 1);
+                                return log_error_errno(
+                                    -EXDEV,
+                                    "%s: %s/%.*s is not a directory (a store path that is a "
+                                    "symlink is not followed): the source cannot be inside it",
+                                    src, sd, (int)strcspn(src + n + 1, "/"), src + n + 1);
                         return log_errno(r, "%s: cannot open its store path", src);
                 }
                 free(root);
@@ -793,12 +542,13 @@ static int open_source(walk *w) {
         if (rootfd >= 0)
                 close(rootfd);
         if (fd == -EXDEV)
-                return log_error(fd,
-                                 "%s: a symlink on the way to it leads out of its store path; a source is "
-                                 "resolved inside its store path, following only symlinks that stay there",
-                                 src);
+                return log_error_errno(
+                    fd,
+                    "%s: a symlink on the way to it leads out of its store path; a source is "
+                    "resolved inside its store path, following only symlinks that stay there",
+                    src);
         if (fd == -ELOOP)
-                return log_error(fd, "%s: more than 40 symlinks on the way to it", src);
+                return log_error_errno(fd, "%s: more than 40 symlinks on the way to it", src);
         if (fd < 0)
                 return log_errno(fd, "%s: cannot open the directory it is in", src);
         w->top_fd = fd;
@@ -825,15 +575,15 @@ static int walk_copy(walk *w, size_t i) {
         if (r < 0)
                 return r;
         if (!c->source || c->source[0] != '/')
-                return log_error(-EINVAL, "%s: source path is not absolute",
-                                 c->source ? c->source : "(null)");
+                return log_error_errno(-EINVAL, "%s: source path is not absolute",
+                                       c->source ? c->source : "(null)");
         r = strbuf_assign(&w->src, c->source);
         if (r < 0)
                 return r;
         while (w->src.len > 1 && w->src.s[w->src.len - 1] == '/')
                 strbuf_set_len(&w->src, w->src.len - 1);
         if (w->src.len == 1)
-                return log_error(-EINVAL, "/: cannot be a source");
+                return log_error_errno(-EINVAL, "/: cannot be a source");
 
         r = open_source(w);
         if (r < 0)
@@ -843,7 +593,7 @@ static int walk_copy(walk *w, size_t i) {
 
         if (w->tgt.len == 0) { /* "/": the root takes the directory's children */
                 if (!S_ISDIR(st.st_mode))
-                        return log_error(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
+                        return log_error_errno(-EISDIR, "%s: only a directory can be copied to /", w->src.s);
                 r = frame_open(&top, w->top_fd, w->top_name, w->src.s);
                 if (r < 0) {
                         frame_free(&top);
@@ -859,7 +609,9 @@ static int walk_copy(walk *w, size_t i) {
         r = make_parents(w, &parent);
         if (r < 0)
                 return r;
-        r = visit(w, w->top_fd, w->top_name, &st, -1, parent, false, &top);
+        r = visit(w,
+                  &(source){.dirfd = w->top_fd, .name = w->top_name, .st = &st, .fd = -1, .parent = parent},
+                  &top);
         if (r < 0) {
                 frame_free(&top);
                 return r;
@@ -1017,186 +769,4 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
         free(w.tgt.s);
         free(w.link.s);
         return r;
-}
-
-/* ---- measuring: a visitor that counts ---- */
-
-enum { COUNT_CHUNK = 1 << 20 };
-
-/* What is counted from the files' bytes: by the worker while the walk goes
- * on (see worker.h), and read once it is over. */
-typedef struct data_counts {
-        uint64_t data_blocks_4k;
-        nri_plan_dense *dense;
-        uint8_t *buf; /* COUNT_CHUNK bytes */
-} data_counts;
-
-typedef struct counter {
-        nri_plan_stats st;
-        data_counts data;
-        nri_worker *worker; /* NULL: counted in the walk */
-} counter;
-
-static void count_name(nri_plan_stats *st, const nri_entry *e) {
-        size_t len = strlen(e->name);
-
-        st->name_bytes += len;
-        if (strcmp(e->target, "/") != 0 && strchr(e->target + 1, '/') == NULL) {
-                st->root_names++;
-                st->root_name_bytes += len;
-        }
-}
-
-static int count_directory(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = &((counter *)ctx)->st;
-
-        st->directories++;
-        count_name(st, e);
-        return 0;
-}
-
-/* The 4 KiB blocks of the file that hold something other than zeros: the
- * ext4 writer makes the others holes.  Counted from the content, not from
- * the holes the store's file system happens to keep, so the figure (and a
- * size Minimize=guess derives from it) is the same on every machine; ranges
- * the file system reports as holes are zeros and are not read. */
-static int count_data_blocks(const nri_job *j, uint8_t *buf, uint64_t *ret) {
-        static const uint8_t zero[4096];
-        uint64_t n = 0;
-        bool holes = j->flags; /* else no lseek() (a system call per file) */
-
-        for (uint64_t off = 0; off < j->length; off += COUNT_CHUNK) {
-                off_t data = holes ? lseek(j->fd, (off_t)off, SEEK_DATA) : (off_t)off;
-                ssize_t got;
-
-                if (data < 0 && errno == ENXIO)
-                        break; /* only a hole from here on */
-                if (data >= 0 && (uint64_t)data >= off + COUNT_CHUNK)
-                        continue;
-                got = pread(j->fd, buf, COUNT_CHUNK, (off_t)off);
-                if (got < 0)
-                        return log_errno(-errno, "%s: cannot read", j->source);
-                for (ssize_t b = 0; b < got; b += 4096) {
-                        size_t len = (size_t)(got - b) < 4096 ? (size_t)(got - b) : 4096;
-
-                        if (memcmp(buf + b, zero, len) != 0)
-                                n++;
-                }
-        }
-        *ret = n;
-        return 0;
-}
-
-static int set_dense(nri_plan_dense *d, size_t id) {
-        if (id >= d->n_ids) {
-                size_t n = d->n_ids ? d->n_ids : 4096;
-                uint8_t *p;
-
-                while (n <= id)
-                        n *= 2;
-                p = realloc(d->bits, n / 8);
-                if (!p)
-                        return -ENOMEM;
-                memset(p + d->n_ids / 8, 0, (n - d->n_ids) / 8);
-                d->bits = p;
-                d->n_ids = n;
-        }
-        d->bits[id / 8] |= (uint8_t)(1u << (id % 8));
-        return 0;
-}
-
-void nri_plan_dense_free(nri_plan_dense *d) {
-        free(d->bits);
-        *d = (nri_plan_dense){0};
-}
-
-/* A job of the worker's, or of the walk's when there is none. */
-static int count_job(void *ctx, const nri_job *j) {
-        data_counts *c = ctx;
-        uint64_t data = 0;
-        int r = count_data_blocks(j, c->buf, &data);
-
-        if (r < 0)
-                return r;
-        c->data_blocks_4k += data;
-        if (c->dense && data == (j->length + 4095) / 4096)
-                return set_dense(c->dense, j->id);
-        return 0;
-}
-
-static int count_file(void *ctx, const nri_entry *e, int fd) {
-        counter *c = ctx;
-        nri_plan_stats *st = &c->st;
-        int r;
-        nri_job j = {
-            .fd = fd,
-            .source = e->source,
-            .length = e->size,
-            .id = e->id,
-            .flags = nri_entry_may_have_holes(e),
-        };
-
-        st->files++;
-        st->bytes += e->size;
-        st->blocks_4k += (e->size + 4095) / 4096;
-        count_name(st, e);
-        if (e->size == 0)
-                return 0; /* no block, nothing to copy either way */
-        if (!c->worker)
-                return count_job(&c->data, &j);
-        r = nri_worker_give(c->worker, &j); /* fd is the job's now */
-        return r < 0 ? r : NRI_VISIT_KEPT_FD;
-}
-
-static int count_symlink(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = &((counter *)ctx)->st;
-
-        st->symlinks++;
-        if (e->size >= 60)
-                st->long_symlinks++;
-        count_name(st, e);
-        return 0;
-}
-
-static int count_hardlink(void *ctx, const nri_entry *e) {
-        nri_plan_stats *st = &((counter *)ctx)->st;
-
-        st->hardlinks++;
-        count_name(st, e);
-        return 0;
-}
-
-int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *dense) {
-        counter c = {.data = {.dense = dense}};
-        nri_visitor v = {
-            .ctx = &c,
-            .directory = count_directory,
-            .file = count_file,
-            .symlink = count_symlink,
-            .hardlink = count_hardlink,
-        };
-        int r, r2;
-
-        if (dense)
-                *dense = (nri_plan_dense){0};
-        c.data.buf = malloc(COUNT_CHUNK);
-        if (!c.data.buf)
-                return -ENOMEM;
-        /* The bytes are read and counted by a worker while the walk goes on;
-         * without one (no thread to be had), by the walk. */
-        if (nri_worker_new(count_job, &c.data, &c.worker) < 0)
-                c.worker = NULL;
-        r = nri_plan_walk(plan, &v);
-        r2 = nri_worker_finish(c.worker);
-        if (r >= 0 && r2 < 0)
-                r = r2;
-        free(c.data.buf);
-        if (r < 0) {
-                if (dense)
-                        nri_plan_dense_free(dense);
-                return r;
-        }
-        c.st.data_blocks_4k = c.data.data_blocks_4k;
-        *ret = c.st;
-        return 0;
 }

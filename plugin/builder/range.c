@@ -1,5 +1,6 @@
 /* range.c: opening and clearing the byte range a writer owns (see range.h). */
-#include "nix-repart-image/range.h"
+#include "range.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,29 +17,27 @@ int nri_range_open(const char *path, uint64_t offset, uint64_t size, const char 
         int fd;
 
         if (offset > UINT64_MAX - size || offset + size > (uint64_t)INT64_MAX) {
-                fprintf(stderr, "%s: %s: the range %" PRIu64 "+%" PRIu64 " overflows\n", what, path, offset,
-                        size);
+                log_error("%s: %s: the range %" PRIu64 "+%" PRIu64 " overflows", what, path, offset, size);
                 return -EINVAL;
         }
         fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
                 int r = -errno;
 
-                fprintf(stderr, "%s: %s: cannot open: %s\n", what, path, strerror(-r));
+                log_error_errno(r, "%s: %s: cannot open: %m", what, path);
                 return r;
         }
         if (fstat(fd, &st) < 0) {
                 int r = -errno;
 
-                fprintf(stderr, "%s: %s: cannot stat: %s\n", what, path, strerror(-r));
+                log_error_errno(r, "%s: %s: cannot stat: %m", what, path);
                 close(fd);
                 return r;
         }
         if ((uint64_t)st.st_size < offset + size) {
-                fprintf(stderr,
-                        "%s: %s: the file has %" PRIu64 " bytes, the range %" PRIu64 "+%" PRIu64
-                        " goes beyond them\n",
-                        what, path, (uint64_t)st.st_size, offset, size);
+                log_error("%s: %s: the file has %" PRIu64 " bytes, the range %" PRIu64 "+%" PRIu64
+                          " goes beyond them",
+                          what, path, (uint64_t)st.st_size, offset, size);
                 close(fd);
                 return -EINVAL;
         }

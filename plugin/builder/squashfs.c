@@ -14,9 +14,10 @@
  *     written; inode numbers follow that order, the root's is the last;
  *   the directory table, the fragment, export and ID tables; the final
  *     superblock; zeros up to a multiple of 4096. */
-#include "nix-repart-image/squashfs.h"
-#include "nix-repart-image/range.h"
-#include "nix-repart-image/tree.h"
+#include "squashfs.h"
+#include "log.h"
+#include "range.h"
+#include "tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,11 +163,10 @@ static int sq_fail(sqw *w, int sqfs_err, const char *step) {
                                                              : -EIO;
 
         if (r == -ENOSPC)
-                fprintf(stderr, "%s: the file system does not fit in its %" PRIu64 " bytes (%s)\n", w->what,
-                        w->out->limit, step);
+                log_error("%s: the file system does not fit in its %" PRIu64 " bytes (%s)", w->what,
+                          w->out->limit, step);
         else
-                fprintf(stderr, "%s: %s failed: %s (libsquashfs error %d)\n", w->what, step, strerror(-r),
-                        sqfs_err);
+                log_error("%s: %s failed: %s (libsquashfs error %d)", w->what, step, strerror(-r), sqfs_err);
         return r;
 }
 
@@ -220,7 +220,7 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                 return r;
         err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL, 0);
         if (err) {
-                fprintf(stderr, "%s: %s: ", w->what, e->target);
+                log_error("%s: %s: ", w->what, e->target);
                 return sq_fail(w, err, "starting its data");
         }
         while (!err && r >= 0 && left > 0) {
@@ -230,8 +230,8 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                         continue;
                 if (n <= 0) {
                         r = n < 0 ? -errno : -EIO;
-                        fprintf(stderr, "%s: %s: cannot read %s: %s\n", w->what, e->target, e->source,
-                                n < 0 ? strerror(-r) : "it is shorter than it was");
+                        log_error("%s: %s: cannot read %s: %s", w->what, e->target, e->source,
+                                  n < 0 ? strerror(-r) : "it is shorter than it was");
                         break;
                 }
                 err = sqfs_block_processor_append(w->proc, w->buf, (size_t)n);
@@ -242,11 +242,11 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
         if (!err)
                 err = sqfs_block_processor_end_file(w->proc);
         if (err) {
-                fprintf(stderr, "%s: %s: ", w->what, e->target);
+                log_error("%s: %s: ", w->what, e->target);
                 return sq_fail(w, err, "compressing its data");
         }
         if (r >= 0 && !nri_source_unchanged(fd, e->st)) {
-                fprintf(stderr, "%s: %s: changed while being read\n", w->what, e->source);
+                log_error("%s: %s: changed while being read", w->what, e->source);
                 r = -ESTALE;
         }
         return r;
@@ -376,13 +376,13 @@ static int setup(sqw *w) {
         int id = sqfs_compressor_id_from_name(name), err;
 
         if (id < 0 || !strcmp(name, "lzo")) {
-                fprintf(stderr, "%s: the compressor \"%s\" is not one of gzip, xz, lzma, lz4, zstd\n",
-                        w->what, name);
+                log_error("%s: the compressor \"%s\" is not one of gzip, xz, lzma, lz4, zstd", w->what,
+                          name);
                 return -EOPNOTSUPP;
         }
         if (bs < SQFS_MIN_BLOCK_SIZE || bs > SQFS_MAX_BLOCK_SIZE || (bs & (bs - 1))) {
-                fprintf(stderr, "%s: a block size of %" PRIu32 " is no power of two from 4096 to 1048576\n",
-                        w->what, bs);
+                log_error("%s: a block size of %" PRIu32 " is no power of two from 4096 to 1048576", w->what,
+                          bs);
                 return -EINVAL;
         }
         err = sqfs_compressor_config_init(&cfg, (SQFS_COMPRESSOR)id, bs, 0);
@@ -391,8 +391,8 @@ static int setup(sqw *w) {
         if (!err)
                 err = sqfs_compressor_create(&cfg, &w->cmp);
         if (err) {
-                fprintf(stderr, "%s: cannot make a %s compressor at level %u: libsquashfs error %d\n",
-                        w->what, name, w->o->level, err);
+                log_error("%s: cannot make a %s compressor at level %u: libsquashfs error %d", w->what, name,
+                          w->o->level, err);
                 return err == SQFS_ERROR_ALLOC         ? -ENOMEM
                        : err == SQFS_ERROR_UNSUPPORTED ? -EOPNOTSUPP
                                                        : -EINVAL;
@@ -505,8 +505,8 @@ static int build(sink *out, const nri_plan *plan, const nri_squashfs_options *o)
         int r;
 
         if (o->timestamp < 0 || o->timestamp > UINT32_MAX) {
-                fprintf(stderr, "%s: the timestamp %" PRId64 " is outside SquashFS's 0 to 2^32-1\n", w.what,
-                        o->timestamp);
+                log_error("%s: the timestamp %" PRId64 " is outside SquashFS's 0 to 2^32-1", w.what,
+                          o->timestamp);
                 return -EINVAL;
         }
         r = setup(&w);
@@ -518,7 +518,7 @@ static int build(sink *out, const nri_plan *plan, const nri_squashfs_options *o)
         if (r >= 0)
                 r = finish(&w);
         if (r == -ENOMEM)
-                fprintf(stderr, "%s: out of memory\n", w.what);
+                log_error("%s: out of memory", w.what);
         sqw_free(&w);
         return r;
 }
@@ -536,8 +536,8 @@ int nri_squashfs_write(const char *image_path, uint64_t offset, uint64_t size, c
                 return r;
         r = nri_range_clear(fd, offset, size);
         if (r < 0)
-                fprintf(stderr, "%s: %s: cannot clear %" PRIu64 "+%" PRIu64 ": %s\n", what, image_path,
-                        offset, size, strerror(-r));
+                log_error("%s: %s: cannot clear %" PRIu64 "+%" PRIu64 ": %s", what, image_path, offset, size,
+                          strerror(-r));
         sink_init(&s, fd, offset, size);
         if (r >= 0)
                 r = build(&s, plan, o);
@@ -545,7 +545,7 @@ int nri_squashfs_write(const char *image_path, uint64_t offset, uint64_t size, c
                 *ret_used = (s.size + NRI_SQUASHFS_PAD - 1) / NRI_SQUASHFS_PAD * NRI_SQUASHFS_PAD;
         if (close(fd) < 0 && r >= 0) {
                 r = -errno;
-                fprintf(stderr, "%s: %s: %s\n", what, image_path, strerror(-r));
+                log_error_errno(r, "%s: %s: %m", what, image_path);
         }
         return r;
 }
@@ -566,7 +566,7 @@ int nri_squashfs_build(const nri_plan *plan, const nri_squashfs_options *o, cons
         fd = open(tmp_dir, O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
         if (fd < 0) {
                 r = -errno;
-                fprintf(stderr, "%s: cannot make a temporary file in %s: %s\n", what, tmp_dir, strerror(-r));
+                log_error_errno(r, "%s: cannot make a temporary file in %s: %m", what, tmp_dir);
                 return r;
         }
         sink_init(&s, fd, 0, UINT64_MAX / 2);
@@ -594,8 +594,8 @@ int nri_squashfs_image_place(const nri_squashfs_image *img, const char *image_pa
         int fd, r;
 
         if (size < img->size) {
-                fprintf(stderr, "%s: the file system has %" PRIu64 " bytes, the partition %" PRIu64 "\n",
-                        img->what, img->size, size);
+                log_error("%s: the file system has %" PRIu64 " bytes, the partition %" PRIu64 "", img->what,
+                          img->size, size);
                 return -ENOSPC;
         }
         r = nri_range_open(image_path, offset, size, img->what, &fd);
@@ -605,11 +605,11 @@ int nri_squashfs_image_place(const nri_squashfs_image *img, const char *image_pa
         if (r >= 0)
                 r = nri_copy_data(img->fd, 0, fd, offset, img->size);
         if (r < 0)
-                fprintf(stderr, "%s: %s: cannot copy the file system to %" PRIu64 ": %s\n", img->what,
-                        image_path, offset, strerror(-r));
+                log_error("%s: %s: cannot copy the file system to %" PRIu64 ": %s", img->what, image_path,
+                          offset, strerror(-r));
         if (close(fd) < 0 && r >= 0) {
                 r = -errno;
-                fprintf(stderr, "%s: %s: %s\n", img->what, image_path, strerror(-r));
+                log_error_errno(r, "%s: %s: %m", img->what, image_path);
         }
         return r;
 }

@@ -8,8 +8,9 @@
  * the kernel reads them in its own: the images are for little-endian
  * machines (x86-64, arm64), so they are written little-endian here whatever
  * the builder runs on. */
-#include "nix-repart-image/swap.h"
-#include "nix-repart-image/range.h"
+#include "swap.h"
+#include "log.h"
+#include "range.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,18 +34,17 @@ int nri_swap_write(const char *image_path, uint64_t offset, uint64_t size, const
         int fd, r;
 
         if (label_len > NRI_SWAP_LABEL_MAX) {
-                fprintf(stderr, "%s: the label \"%s\" has %zu bytes, a swap label at most %d\n", what,
-                        o->label, label_len, NRI_SWAP_LABEL_MAX);
+                log_error("%s: the label \"%s\" has %zu bytes, a swap label at most %d", what, o->label,
+                          label_len, NRI_SWAP_LABEL_MAX);
                 return -EINVAL;
         }
         if (pages < NRI_SWAP_MIN_SIZE / NRI_SWAP_PAGE_SIZE) {
-                fprintf(stderr,
-                        "%s: %" PRIu64 " bytes is too small for swap: it needs at least %" PRIu64 "\n", what,
-                        size, (uint64_t)NRI_SWAP_MIN_SIZE);
+                log_error("%s: %" PRIu64 " bytes is too small for swap: it needs at least %" PRIu64 "", what,
+                          size, (uint64_t)NRI_SWAP_MIN_SIZE);
                 return -ENOSPC;
         }
         if (pages - 1 > UINT32_MAX) {
-                fprintf(stderr, "%s: %" PRIu64 " pages are more than a swap header counts\n", what, pages);
+                log_error("%s: %" PRIu64 " pages are more than a swap header counts", what, pages);
                 return -EINVAL;
         }
 
@@ -63,11 +63,11 @@ int nri_swap_write(const char *image_path, uint64_t offset, uint64_t size, const
         if (r >= 0)
                 r = nri_pwrite_all(fd, page, sizeof(page), offset);
         if (r < 0)
-                fprintf(stderr, "%s: %s: cannot write the swap area at %" PRIu64 ": %s\n", what, image_path,
-                        offset, strerror(-r));
+                log_error("%s: %s: cannot write the swap area at %" PRIu64 ": %s", what, image_path, offset,
+                          strerror(-r));
         if (close(fd) < 0 && r >= 0) {
                 r = -errno;
-                fprintf(stderr, "%s: %s: %s\n", what, image_path, strerror(-r));
+                log_error_errno(r, "%s: %s: %m", what, image_path);
         }
         return r;
 }

@@ -1,5 +1,6 @@
 /* tree.c: a plan's walk, kept in memory (see tree.h). */
-#include "nix-repart-image/tree.h"
+#include "tree.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -15,17 +16,9 @@ typedef struct collector {
         void *ctx;
 } collector;
 
-static int fail(const collector *c, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(const collector *c, int r, const char *fmt, ...) {
-        va_list ap;
-
-        fprintf(stderr, "%s: ", c->what);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, ": %s\n", strerror(-r));
-        return r;
-}
+/* An error about the tree being collected (c->what), with the errno's
+ * text (log.h). */
+#define fail(c, r, fmt, ...) log_error_errno((r), "%s: " fmt ": %m", (c)->what, ##__VA_ARGS__)
 
 static int add_name(nri_tree *t, const char *s, size_t n, uint32_t *ret) {
         if (t->names_len + n + 1 > UINT32_MAX)

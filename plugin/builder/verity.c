@@ -7,8 +7,10 @@
  * The positions of the levels are cryptsetup's (lib/verity/verity_hash.c,
  * hash_levels()): the level of data block hashes last, the top level right
  * after the superblock. */
-#include "nix-repart-image/verity.h"
-#include "nix-repart-image/range.h"
+#include "verity.h"
+#include "log.h"
+#include "nix-repart-image/macro.h"
+#include "range.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -127,7 +129,7 @@ static int hash_block(tree *t, const void *block, size_t n, uint8_t out[DIGEST])
 
         if (!EVP_MD_CTX_copy_ex(t->ctx, t->salted) || !EVP_DigestUpdate(t->ctx, block, n) ||
             !EVP_DigestFinal_ex(t->ctx, out, &len) || len != DIGEST) {
-                fprintf(stderr, "%s: SHA-256 failed in libcrypto\n", t->what);
+                log_error("%s: SHA-256 failed in libcrypto", t->what);
                 return -EIO;
         }
         return 0;
@@ -144,13 +146,12 @@ static int flush_level(tree *t, int level) {
         if (t->level_n[level] == 0)
                 return 0;
         if (t->level_written[level] >= t->g.level_size[level]) {
-                fprintf(stderr, "%s: internal error: level %d of the hash tree overflows\n", t->what, level);
+                log_error("%s: internal error: level %d of the hash tree overflows", t->what, level);
                 return -EIO;
         }
         r = nri_pwrite_all(t->fd, t->level_buf[level], t->g.hbs, t->hash_offset + block * t->g.hbs);
         if (r < 0) {
-                fprintf(stderr, "%s: %s: cannot write the hash tree: %s\n", t->what, t->hash_path,
-                        strerror(-r));
+                log_error_errno(r, "%s: %s: cannot write the hash tree: %m", t->what, t->hash_path);
                 return r;
         }
         r = hash_block(t, t->level_buf[level], t->g.hbs, digest);
@@ -165,7 +166,7 @@ static int flush_level(tree *t, int level) {
 static int push_hash(tree *t, int level, const uint8_t digest[DIGEST]) {
         if (level == t->g.levels) {
                 if (t->have_root) {
-                        fprintf(stderr, "%s: internal error: the hash tree has two roots\n", t->what);
+                        log_error("%s: internal error: the hash tree has two roots", t->what);
                         return -EIO;
                 }
                 memcpy(t->root, digest, DIGEST);
@@ -229,8 +230,8 @@ static int hash_data(tree *t, int fd, const char *data_path, uint64_t off, uint6
                         n = end - pos < READ_CHUNK ? end - pos : READ_CHUNK;
                         r = nri_pread_all(fd, buf, (size_t)n, off + pos);
                         if (r < 0) {
-                                fprintf(stderr, "%s: %s: cannot read the data at %" PRIu64 ": %s\n", t->what,
-                                        data_path, off + pos, strerror(-r));
+                                log_error("%s: %s: cannot read the data at %" PRIu64 ": %s", t->what,
+                                          data_path, off + pos, strerror(-r));
                                 break;
                         }
                         for (uint64_t i = 0; r >= 0 && i < n; i += t->g.dbs) {
@@ -266,8 +267,7 @@ static int write_superblock(tree *t, const nri_verity_options *o) {
         memcpy(sb + 88, o->salt, NRI_VERITY_SALT_SIZE);
         r = nri_pwrite_all(t->fd, sb, sizeof(sb), t->hash_offset);
         if (r < 0)
-                fprintf(stderr, "%s: %s: cannot write the verity superblock: %s\n", t->what, t->hash_path,
-                        strerror(-r));
+                log_error_errno(r, "%s: %s: cannot write the verity superblock: %m", t->what, t->hash_path);
         return r;
 }
 
@@ -277,16 +277,15 @@ static int open_data(const char *path, uint64_t off, uint64_t size, const char *
 
         if (fd < 0 || fstat(fd, ret_st) < 0) {
                 r = -errno;
-                fprintf(stderr, "%s: %s: cannot open the data: %s\n", what, path, strerror(-r));
+                log_error_errno(r, "%s: %s: cannot open the data: %m", what, path);
                 if (fd >= 0)
                         close(fd);
                 return r;
         }
         if (off > UINT64_MAX - size || (uint64_t)ret_st->st_size < off + size) {
-                fprintf(stderr,
-                        "%s: %s: the data range %" PRIu64 "+%" PRIu64 " goes beyond the file's %" PRIu64
-                        " bytes\n",
-                        what, path, off, size, (uint64_t)ret_st->st_size);
+                log_error("%s: %s: the data range %" PRIu64 "+%" PRIu64 " goes beyond the file's %" PRIu64
+                          " bytes",
+                          what, path, off, size, (uint64_t)ret_st->st_size);
                 close(fd);
                 return -EINVAL;
         }
@@ -294,30 +293,39 @@ static int open_data(const char *path, uint64_t off, uint64_t size, const char *
         return 0;
 }
 
+/* The tree's own: released however nri_verity_write() returns. */
+static void tree_done(tree *t) {
+        for (int i = 0; i < MAX_LEVELS; i++)
+                free(t->level_buf[i]);
+        EVP_MD_CTX_free(t->salted);
+        EVP_MD_CTX_free(t->ctx);
+        if (t->fd >= 0)
+                close(t->fd);
+}
+
 int nri_verity_write(const char *data_path, uint64_t data_offset, uint64_t data_size, const char *hash_path,
                      uint64_t hash_offset, uint64_t hash_size, const nri_verity_options *o,
                      uint8_t ret_root_hash[NRI_VERITY_ROOT_HASH_SIZE]) {
-        tree t = {.what = o->what ? o->what : "verity",
-                  .hash_path = hash_path,
-                  .fd = -1,
-                  .hash_offset = hash_offset};
+        _cleanup_(tree_done) tree t = {.what = o->what ? o->what : "verity",
+                                       .hash_path = hash_path,
+                                       .fd = -1,
+                                       .hash_offset = hash_offset};
+        _cleanup_close_ int data_fd = -1;
         struct stat dst, hst;
-        int data_fd = -1, r;
+        int r;
 
         r = geometry_init(data_size, o, &t.g);
         if (r < 0) {
-                fprintf(stderr,
-                        "%s: bad verity parameters: data of %" PRIu64 " bytes (a positive multiple of "
-                        "the data block size), block sizes %" PRIu32 " and %" PRIu32
-                        " (powers of two from 512 to 4096)\n",
-                        t.what, data_size, o->data_block_size, o->hash_block_size);
+                log_error("%s: bad verity parameters: data of %" PRIu64 " bytes (a positive multiple of "
+                          "the data block size), block sizes %" PRIu32 " and %" PRIu32
+                          " (powers of two from 512 to 4096)",
+                          t.what, data_size, o->data_block_size, o->hash_block_size);
                 return r;
         }
         if (hash_size < t.g.blocks * t.g.hbs) {
-                fprintf(stderr,
-                        "%s: the hash tree of %" PRIu64 " bytes of data needs %" PRIu64
-                        " bytes, the hash partition has %" PRIu64 "\n",
-                        t.what, data_size, t.g.blocks * t.g.hbs, hash_size);
+                log_error("%s: the hash tree of %" PRIu64 " bytes of data needs %" PRIu64
+                          " bytes, the hash partition has %" PRIu64 "",
+                          t.what, data_size, t.g.blocks * t.g.hbs, hash_size);
                 return -ENOSPC;
         }
         r = open_data(data_path, data_offset, data_size, t.what, &data_fd, &dst);
@@ -325,70 +333,49 @@ int nri_verity_write(const char *data_path, uint64_t data_offset, uint64_t data_
                 return r;
         r = nri_range_open(hash_path, hash_offset, hash_size, t.what, &t.fd);
         if (r < 0)
-                goto out;
-        if (fstat(t.fd, &hst) < 0) {
-                r = -errno;
-                goto out;
-        }
+                return r;
+        if (fstat(t.fd, &hst) < 0)
+                return -errno;
         if (dst.st_dev == hst.st_dev && dst.st_ino == hst.st_ino && data_offset < hash_offset + hash_size &&
             hash_offset < data_offset + data_size) {
-                fprintf(stderr,
-                        "%s: the data range %" PRIu64 "+%" PRIu64 " and the hash range %" PRIu64 "+%" PRIu64
-                        " of %s overlap\n",
-                        t.what, data_offset, data_size, hash_offset, hash_size, hash_path);
-                r = -EINVAL;
-                goto out;
+                log_error("%s: the data range %" PRIu64 "+%" PRIu64 " and the hash range %" PRIu64
+                          "+%" PRIu64 " of %s overlap",
+                          t.what, data_offset, data_size, hash_offset, hash_size, hash_path);
+                return -EINVAL;
         }
 
         t.salted = EVP_MD_CTX_new();
         t.ctx = EVP_MD_CTX_new();
         if (!t.salted || !t.ctx || !EVP_DigestInit_ex(t.salted, EVP_sha256(), NULL) ||
             !EVP_DigestUpdate(t.salted, o->salt, NRI_VERITY_SALT_SIZE)) {
-                fprintf(stderr, "%s: cannot set up SHA-256 in libcrypto\n", t.what);
-                r = -ENOMEM;
-                goto out;
+                log_error("%s: cannot set up SHA-256 in libcrypto", t.what);
+                return -ENOMEM;
         }
         for (int i = 0; i < t.g.levels; i++)
-                if (!(t.level_buf[i] = calloc(1, t.g.hbs))) {
-                        r = -ENOMEM;
-                        goto out;
-                }
+                if (!(t.level_buf[i] = calloc(1, t.g.hbs)))
+                        return -ENOMEM;
 
         r = nri_range_clear(t.fd, hash_offset, hash_size);
-        if (r < 0) {
-                fprintf(stderr, "%s: %s: cannot clear the hash range: %s\n", t.what, hash_path,
-                        strerror(-r));
-                goto out;
-        }
+        if (r < 0)
+                return log_error_errno(r, "%s: %s: cannot clear the hash range: %m", t.what, hash_path);
         r = write_superblock(&t, o);
         if (r < 0)
-                goto out;
+                return r;
         r = hash_data(&t, data_fd, data_path, data_offset, data_size);
         for (int i = 0; r >= 0 && i < t.g.levels; i++)
                 r = flush_level(&t, i);
         if (r < 0)
-                goto out;
+                return r;
         for (int i = 0; i < t.g.levels; i++)
                 if (t.level_written[i] != t.g.level_size[i])
                         r = -EIO;
         if (r < 0 || !t.have_root) {
-                fprintf(stderr,
-                        "%s: internal error: the hash tree does not have the shape cryptsetup gives it\n",
-                        t.what);
-                r = -EIO;
-                goto out;
+                log_error("%s: internal error: the hash tree does not have the shape cryptsetup gives it",
+                          t.what);
+                return -EIO;
         }
+        if (close(TAKE_FD(t.fd)) < 0)
+                return log_error_errno(-errno, "%s: %s: %m", t.what, hash_path);
         memcpy(ret_root_hash, t.root, DIGEST);
-out:
-        for (int i = 0; i < MAX_LEVELS; i++)
-                free(t.level_buf[i]);
-        EVP_MD_CTX_free(t.salted);
-        EVP_MD_CTX_free(t.ctx);
-        if (data_fd >= 0)
-                close(data_fd);
-        if (t.fd >= 0 && close(t.fd) < 0 && r >= 0) {
-                r = -errno;
-                fprintf(stderr, "%s: %s: %s\n", t.what, hash_path, strerror(-r));
-        }
-        return r;
+        return 0;
 }

@@ -1,5 +1,5 @@
 /* worker.c: one thread beside the walk (see worker.h). */
-#include "nix-repart-image/worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,10 +1,10 @@
-/* error.c: recording an evaluation-time error. */
+/* error.c: recording an error of the core (error.h). */
 #include "nix-repart-image/error.h"
 
 #include <errno.h>
 #include <stdarg.h>
 
-int nri_fail(nri_arena *a, nri_error *err, const nri_node *where, const char *fmt, ...) {
+int nri_fail(nri_arena *a, nri_error *err, const struct nri_node *where, const char *fmt, ...) {
         va_list ap;
 
         /* A caller that only wants to know whether a value is valid may pass

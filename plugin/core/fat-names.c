@@ -13,7 +13,8 @@
 #include <strings.h>
 #include <wctype.h>
 
-#include "nix-repart-image/parse.h"
+#include "nix-repart-image/file-systems.h"
+#include "nix-repart-image/utf8.h"
 
 locale_t nri_fat_locale(void) {
         static locale_t utf8;
@@ -115,29 +116,6 @@ const char *nri_fat_name_problem(const char *name, locale_t utf8, char *buf, siz
         return NULL;
 }
 
-static size_t utf8_put(char *out, uint32_t c) {
-        if (c < 0x80) {
-                out[0] = (char)c;
-                return 1;
-        }
-        if (c < 0x800) {
-                out[0] = (char)(0xc0 | c >> 6);
-                out[1] = (char)(0x80 | (c & 0x3f));
-                return 2;
-        }
-        if (c < 0x10000) {
-                out[0] = (char)(0xe0 | c >> 12);
-                out[1] = (char)(0x80 | (c >> 6 & 0x3f));
-                out[2] = (char)(0x80 | (c & 0x3f));
-                return 3;
-        }
-        out[0] = (char)(0xf0 | c >> 18);
-        out[1] = (char)(0x80 | (c >> 12 & 0x3f));
-        out[2] = (char)(0x80 | (c >> 6 & 0x3f));
-        out[3] = (char)(0x80 | (c & 0x3f));
-        return 4;
-}
-
 char *nri_fat_fold(const char *path, locale_t utf8) {
         char *out = malloc(strlen(path) * 2 + 1), *o = out;
 
@@ -156,9 +134,25 @@ char *nri_fat_fold(const char *path, locale_t utf8) {
                         c = (uint32_t)towupper_l((wint_t)c, utf8);
                 else if (c >= 'a' && c <= 'z')
                         c -= 'a' - 'A';
-                o += utf8_put(o, c);
+                o += nri_utf8_put(o, c);
                 p += l;
         }
         *o = '\0';
         return out;
 }
+
+/* ---- the rules of the file-system table (file-systems.h) ---------------- */
+
+static const char *name_problem(const char *name, char *buf, size_t size) {
+        return nri_fat_name_problem(name, nri_fat_locale(), buf, size);
+}
+
+static char *fold(const char *path) {
+        return nri_fat_fold(path, nri_fat_locale());
+}
+
+const nri_name_rules nri_fat_name_rules = {
+    .family = "FAT",
+    .problem = name_problem,
+    .fold = fold,
+};

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nix-repart-image/parse.h"
+#include "nix-repart-image/file-systems.h"
+#include "nix-repart-image/macro.h"
+#include "nix-repart-image/spec-rules.h"
+#include "nix-repart-image/utf8.h"
 
 const char *nri_gpt_label_problem(const char *label) {
         size_t units = 0;
@@ -68,4 +71,19 @@ const char *nri_vfat_label_problem(const char *mangled) {
         if (mangled[0] == ' ')
                 return "starts with a space (mkfs.vfat refuses such a label)";
         return NULL;
+}
+
+const char *nri_fat_label_problem(nri_arena *a, const char *label) {
+        _cleanup_free_ char *fat = NULL;
+        const char *why;
+
+        if (nri_vfat_mangle_label(label, &fat) < 0)
+                return "cannot be a FAT label";
+        why = nri_vfat_label_problem(fat);
+        if (!why)
+                return NULL;
+        return nri_printf(a,
+                          "is the FAT label %s (FAT keeps 11 upper-case ASCII characters, as systemd-repart "
+                          "makes them), which %s",
+                          nri_quote(a, fat), why);
 }

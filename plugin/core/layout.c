@@ -7,7 +7,7 @@
  * Every rounding below is one repart does; the unit tests pin the results to
  * what systemd-repart 252 produced for the same definitions. */
 #include "nix-repart-image/layout.h"
-#include "nix-repart-image/errbuf.h"
+#include "nix-repart-image/macro.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -132,7 +132,7 @@ static uint64_t min_size_of(const nri_layout_part *p, uint64_t size_min, uint64_
 /* Sets up the constraints of each partition; refuses content that needs more
  * than SizeMaxBytes= lets the partition have. */
 static int prepare(const nri_layout_part *parts, size_t n, uint64_t grain, part_state *st,
-                   size_t *ret_failed, char *errbuf, size_t errlen) {
+                   size_t *ret_failed, nri_arena *a, nri_error *err) {
         for (size_t i = 0; i < n; i++) {
                 const nri_layout_part *p = &parts[i];
                 uint64_t size_min = p->size_min, size_max = p->size_max;
@@ -172,8 +172,8 @@ static int prepare(const nri_layout_part *parts, size_t n, uint64_t grain, part_
                                 char need[64], have[64];
 
                                 *ret_failed = i;
-                                nri_errbuf_set(
-                                    errbuf, errlen,
+                                (void)nri_fail(
+                                    a, err, NULL,
                                     "needs %s for its file system and content, but may be at most %s "
                                     "(SizeMaxBytes=%" PRIu64 ")",
                                     format_size(need, st[i].min_size), format_size(have, cap), size_max);
@@ -353,9 +353,9 @@ static void grow(const nri_layout_part *parts, part_state *st, size_t n, uint64_
 }
 
 int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, uint64_t image_size,
-                       nri_layout_disk *ret_disk, size_t *ret_failed, char *errbuf, size_t errlen) {
+                       nri_layout_disk *ret_disk, size_t *ret_failed, nri_arena *a, nri_error *err) {
         nri_layout_disk disk;
-        part_state *st;
+        _cleanup_free_ part_state *st = NULL;
         uint64_t grain, needed, area, offset;
         size_t failed = SIZE_MAX, dummy;
         int r;
@@ -367,7 +367,7 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
          * is a whole number of sectors and every size rounded to 4096 is
          * on it. */
         if (sector_size < 512 || sector_size > 4096 || (sector_size & (sector_size - 1)) != 0) {
-                nri_errbuf_set(errbuf, errlen, "sector size %" PRIu32 " is not 512, 1024, 2048 or 4096",
+                (void)nri_fail(a, err, NULL, "sector size %" PRIu32 " is not 512, 1024, 2048 or 4096",
                                sector_size);
                 return -EINVAL;
         }
@@ -375,25 +375,25 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
 
         st = calloc(n ? n : 1, sizeof(*st));
         if (!st) {
-                nri_errbuf_set(errbuf, errlen, "out of memory");
+                (void)nri_fail(a, err, NULL, "out of memory");
                 return -ENOMEM;
         }
 
-        r = prepare(parts, n, grain, st, ret_failed, errbuf, errlen);
+        r = prepare(parts, n, grain, st, ret_failed, a, err);
         if (r < 0)
-                goto out;
+                return r;
 
         r = auto_size(st, n, grain, &needed);
         if (r < 0) {
-                nri_errbuf_set(errbuf, errlen, "the partitions together need more than 2^64 bytes");
-                goto out;
+                (void)nri_fail(a, err, NULL, "the partitions together need more than 2^64 bytes");
+                return r;
         }
         if (image_size == NRI_LAYOUT_UNSET)
                 image_size = needed;
         else if (round_up(image_size, grain) == UINT64_MAX) {
                 r = -EOVERFLOW;
-                nri_errbuf_set(errbuf, errlen, "image size %" PRIu64 " is too large", image_size);
-                goto out;
+                (void)nri_fail(a, err, NULL, "image size %" PRIu64 " is too large", image_size);
+                return r;
         } else
                 image_size = round_up(image_size, grain);
 
@@ -402,9 +402,9 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
                 char have[64], need[64];
 
                 r = -ENOSPC;
-                nri_errbuf_set(errbuf, errlen, "an image of %s cannot hold two GPTs; it needs at least %s",
+                (void)nri_fail(a, err, NULL, "an image of %s cannot hold two GPTs; it needs at least %s",
                                format_size(have, image_size), format_size(need, needed));
-                goto out;
+                return r;
         }
         area = disk.end - disk.start;
 
@@ -422,14 +422,14 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
                                         used += min_with_padding(&st[i], grain);
                         *ret_failed = failed;
                         r = -ENOSPC;
-                        nri_errbuf_set(
-                            errbuf, errlen,
+                        (void)nri_fail(
+                            a, err, NULL,
                             "needs %s with its minimum padding, but only %s of the image's %s of free space "
                             "are left after the partitions before it; the image needs at least %s",
                             format_size(need, min_with_padding(&st[failed], grain)),
                             format_size(left, area - used), format_size(total, area),
                             format_size(image, needed));
-                        goto out;
+                        return r;
                 }
         }
 
@@ -451,8 +451,5 @@ int nri_layout_compute(nri_layout_part *parts, size_t n, uint32_t sector_size, u
         }
         if (ret_disk)
                 *ret_disk = disk;
-        r = 0;
-out:
-        free(st);
-        return r;
+        return 0;
 }

@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nix-repart-image/macro.h"
 #include "nix-repart-image/spec-json.h"
-#include "spec-internal.h"
+#include "nix-repart-image/spec-rules.h"
 
 typedef struct checker {
-        ctx c;
-        const char *error;
+        nri_arena *a;
+        const char *store_dir;
+        nri_error *err;
 } checker;
 
 static int bad(checker *k, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -30,20 +32,20 @@ static int bad(checker *k, const char *where, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        k->error = nri_printf(k->c.a, "repartSpec.%s: %s", where, nri_vprintf(k->c.a, fmt, ap));
+        (void)nri_fail(k->a, k->err, NULL, "repartSpec.%s: %s", where, nri_vprintf(k->a, fmt, ap));
         va_end(ap);
         return -EINVAL;
 }
 
-/* An absolute path in its normal form (spec_normalise_path()). */
+/* An absolute path in its normal form (nri_normalise_path()). */
 static int check_path(checker *k, const char *where, const char *s) {
-        const char *norm = NULL, *why = spec_normalise_path(&k->c, s, &norm);
+        const char *norm = NULL, *why = nri_normalise_path(k->a, s, &norm);
 
         if (why)
-                return bad(k, where, "%s %s", spec_quote(&k->c, s), why);
+                return bad(k, where, "%s %s", nri_quote(k->a, s), why);
         if (!streq(norm, s))
-                return bad(k, where, "%s is not in normal form (%s)", spec_quote(&k->c, s),
-                           spec_quote(&k->c, norm));
+                return bad(k, where, "%s is not in normal form (%s)", nri_quote(k->a, s),
+                           nri_quote(k->a, norm));
         return 0;
 }
 
@@ -54,32 +56,31 @@ static int check_store_path(checker *k, const char *where, const char *s, bool e
 
         if (r < 0)
                 return r;
-        len = spec_store_path_length(k->c.store_dir, s);
+        len = nri_store_path_length(k->store_dir, s);
         if (!len)
-                return bad(k, where, "%s is not in the Nix store (%s)", spec_quote(&k->c, s),
-                           k->c.store_dir);
+                return bad(k, where, "%s is not in the Nix store (%s)", nri_quote(k->a, s), k->store_dir);
         if (exact && s[len])
-                return bad(k, where, "%s is inside the store path %s, not one itself", spec_quote(&k->c, s),
-                           spec_quote(&k->c, nri_strndup(k->c.a, s, len)));
+                return bad(k, where, "%s is inside the store path %s, not one itself", nri_quote(k->a, s),
+                           nri_quote(k->a, nri_strndup(k->a, s, len)));
         return 0;
 }
 
 static int check_copies(checker *k, const char *where, const nri_copy *items, size_t n,
                         bool unique_targets) {
         for (size_t i = 0; i < n; i++) {
-                const char *w = nri_printf(k->c.a, "%s[%zu]", where, i);
+                const char *w = nri_printf(k->a, "%s[%zu]", where, i);
                 int r;
 
-                r = check_store_path(k, nri_printf(k->c.a, "%s.source", w), items[i].source, false);
+                r = check_store_path(k, nri_printf(k->a, "%s.source", w), items[i].source, false);
                 if (r >= 0)
-                        r = check_path(k, nri_printf(k->c.a, "%s.target", w), items[i].target);
+                        r = check_path(k, nri_printf(k->a, "%s.target", w), items[i].target);
                 if (r < 0)
                         return r;
                 for (size_t j = 0; unique_targets && j < i; j++)
                         if (streq(items[j].target, items[i].target))
-                                return bad(k, nri_printf(k->c.a, "%s.target", w),
+                                return bad(k, nri_printf(k->a, "%s.target", w),
                                            "%s is the same as that of another entry",
-                                           spec_quote(&k->c, items[i].target));
+                                           nri_quote(k->a, items[i].target));
         }
         return 0;
 }
@@ -92,36 +93,41 @@ static int check_sizes(checker *k, const char *w, const nri_partition *p) {
         /* SizeMinBytes= and PaddingMinBytes= are rounded down to 4096,
          * the maximums up (key_size()). */
         for (size_t i = 0; i < ELEMENTSOF(v); i++)
-                if (v[i] != NRI_SIZE_UNSET && (v[i] % SIZE_GRAIN || v[i] >= NRI_SIZE_LIMIT))
-                        return bad(k, nri_printf(k->c.a, "%s%s", w, names[i]),
-                                   "%" PRIu64 " is not a multiple of %d below 2^53", v[i], SIZE_GRAIN);
+                if (v[i] != NRI_SIZE_UNSET && (v[i] % NRI_SIZE_GRAIN || v[i] >= NRI_SIZE_LIMIT))
+                        return bad(k, nri_printf(k->a, "%s%s", w, names[i]),
+                                   "%" PRIu64 " is not a multiple of %d below 2^53", v[i], NRI_SIZE_GRAIN);
         if (p->size_min != NRI_SIZE_UNSET && p->size_max != NRI_SIZE_UNSET && p->size_min > p->size_max)
-                return bad(k, nri_printf(k->c.a, "%ssizeMinBytes", w),
+                return bad(k, nri_printf(k->a, "%ssizeMinBytes", w),
                            "%" PRIu64 " is larger than sizeMaxBytes (%" PRIu64 ")", p->size_min,
                            p->size_max);
         if (p->padding_min != NRI_SIZE_UNSET && p->padding_max != NRI_SIZE_UNSET &&
             p->padding_min > p->padding_max)
-                return bad(k, nri_printf(k->c.a, "%spaddingMinBytes", w),
+                return bad(k, nri_printf(k->a, "%spaddingMinBytes", w),
                            "%" PRIu64 " is larger than paddingMaxBytes (%" PRIu64 ")", p->padding_min,
                            p->padding_max);
         return 0;
 }
 
-/* Format= as spec_check_format() leaves it: implied by content, and what
- * Minimize= needs. */
+/* Format= as the evaluator leaves it: implied by content, holding it, and
+ * what Minimize= needs. */
 static int check_format(checker *k, const char *w, const nri_partition *p) {
-        if (p->format == NRI_FORMAT_NONE &&
-            (p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths))
+        const nri_fs_type *fs = nri_fs_type_of(p->format);
+        bool content = p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths;
+
+        if (!fs && content)
                 return bad(
-                    k, nri_printf(k->c.a, "%sformat", w),
+                    k, nri_printf(k->a, "%sformat", w),
                     "null, but the partition has content to copy (contents, copyFiles, makeDirectories "
-                    "or storePaths); the evaluator makes such a partition ext4");
-        if (p->minimize != NRI_MINIMIZE_OFF && p->format == NRI_FORMAT_NONE)
-                return bad(k, nri_printf(k->c.a, "%sminimize", w), "needs a file system to minimize");
-        if (p->minimize == NRI_MINIMIZE_BEST)
-                return bad(k, nri_printf(k->c.a, "%sminimize", w),
-                           "\"best\" needs a read-only file system, which %s is not",
-                           nri_format_to_string(p->format));
+                    "or storePaths); the evaluator makes such a partition %s",
+                    nri_format_to_string(NRI_FORMAT_DEFAULT));
+        if (fs && !fs->holds_files && content)
+                return bad(k, nri_printf(k->a, "%sformat", w),
+                           "%s holds no files, but the partition has content to copy", fs->name);
+        if (p->minimize != NRI_MINIMIZE_OFF && !fs)
+                return bad(k, nri_printf(k->a, "%sminimize", w), "needs a file system to minimize");
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
+                return bad(k, nri_printf(k->a, "%sminimize", w),
+                           "\"best\" needs a read-only file system, which %s is not", fs->name);
         return 0;
 }
 
@@ -129,97 +135,75 @@ static int check_flags(checker *k, const char *w, const nri_partition *p) {
         if (p->read_only != !!(p->flags & NRI_GPT_FLAG_READ_ONLY) ||
             p->no_auto != !!(p->flags & NRI_GPT_FLAG_NO_AUTO) ||
             p->grow_fs != !!(p->flags & NRI_GPT_FLAG_GROWFS))
-                return bad(k, nri_printf(k->c.a, "%sflags", w),
+                return bad(k, nri_printf(k->a, "%sflags", w),
                            "0x%" PRIx64 " disagrees with readOnly, noAuto and growFileSystem", p->flags);
         return 0;
 }
 
 static int check_partition(checker *k, const nri_spec *s, size_t i) {
         const nri_partition *p = &s->partitions[i];
-        const char *w = nri_printf(k->c.a, "partitions[%zu].", i), *why;
+        const char *w = nri_printf(k->a, "partitions[%zu].", i), *why;
+        const nri_fs_type *fst;
         nri_uuid fs;
         int r;
 
-        why = spec_why_not_partition_name(&k->c, p->id);
+        why = nri_why_not_partition_name(k->a, p->id);
         if (why)
-                return bad(k, nri_printf(k->c.a, "%sid", w), "%s", why);
-        why = spec_why_not_label(&k->c, p->label);
+                return bad(k, nri_printf(k->a, "%sid", w), "%s", why);
+        why = nri_why_not_label(k->a, p->label);
         if (why)
-                return bad(k, nri_printf(k->c.a, "%slabel", w), "%s", why);
-        if (p->format == NRI_FORMAT_VFAT) {
-                char *fat = NULL;
-
-                if (nri_vfat_mangle_label(p->label, &fat) < 0)
-                        return bad(k, nri_printf(k->c.a, "%slabel", w), "cannot be a FAT label");
-                why = nri_vfat_label_problem(fat);
-                why = why ? nri_printf(k->c.a, "is the FAT label %s, which %s", spec_quote(&k->c, fat), why)
-                          : NULL;
-                free(fat);
-                if (why)
-                        return bad(k, nri_printf(k->c.a, "%slabel", w), "%s", why);
-        }
+                return bad(k, nri_printf(k->a, "%slabel", w), "%s", why);
+        fst = nri_fs_type_of(p->format);
+        why = fst && fst->label_problem ? fst->label_problem(k->a, p->label) : NULL;
+        if (why)
+                return bad(k, nri_printf(k->a, "%slabel", w), "%s %s", nri_quote(k->a, p->label), why);
         if (nri_uuid_is_null(&p->uuid))
-                return bad(k, nri_printf(k->c.a, "%suuid", w), "the null UUID identifies no partition");
+                return bad(k, nri_printf(k->a, "%suuid", w), "the null UUID identifies no partition");
         nri_uuid_file_system(&p->uuid, &fs);
         if (!nri_uuid_equal(&fs, &p->fs_uuid))
-                return bad(k, nri_printf(k->c.a, "%sfsUuid", w),
+                return bad(k, nri_printf(k->a, "%sfsUuid", w),
                            "is not the one derived from the partition's uuid");
         for (size_t j = 0; j < i; j++) {
                 const nri_partition *q = &s->partitions[j];
 
                 if (streq(q->id, p->id))
-                        return bad(k, nri_printf(k->c.a, "%sid", w), "%s is also the id of partitions[%zu]",
-                                   spec_quote(&k->c, p->id), j);
+                        return bad(k, nri_printf(k->a, "%sid", w), "%s is also the id of partitions[%zu]",
+                                   nri_quote(k->a, p->id), j);
                 if (streq(q->label, p->label))
-                        return bad(k, nri_printf(k->c.a, "%slabel", w),
-                                   "%s is also the label of partitions[%zu]", spec_quote(&k->c, p->label),
-                                   j);
+                        return bad(k, nri_printf(k->a, "%slabel", w),
+                                   "%s is also the label of partitions[%zu]", nri_quote(k->a, p->label), j);
                 if (nri_uuid_equal(&q->uuid, &p->uuid))
-                        return bad(k, nri_printf(k->c.a, "%suuid", w), "is also the uuid of partitions[%zu]",
+                        return bad(k, nri_printf(k->a, "%suuid", w), "is also the uuid of partitions[%zu]",
                                    j);
         }
-        if (p->split_name) {
-                const char *name = nri_split_name_expand(k->c.a, p, p->partno);
-
-                why = spec_why_not_split_name(&k->c, p->split_name);
-                if (!why && strlen(name) > NRI_NAME_MAX)
-                        why = "the split name is longer than 255 bytes";
-                if (why)
-                        return bad(k, nri_printf(k->c.a, "%ssplitName", w), "%s", why);
-                for (size_t j = 0; s->split && j < i; j++) {
-                        const char *other =
-                            nri_split_name_expand(k->c.a, &s->partitions[j], s->partitions[j].partno);
-
-                        if (other && streq(other, name))
-                                return bad(k, nri_printf(k->c.a, "%ssplitName", w),
-                                           "the split file name %s is also that of partitions[%zu]",
-                                           spec_quote(&k->c, name), j);
-                }
-        }
+        /* Whether the split names of the partitions in the table differ
+         * depends on which the layout drops: the builder checks them once
+         * it has laid out (nri_split_names()). */
+        why = p->split_name ? nri_why_not_split_name(k->a, p->split_name) : NULL;
+        if (why)
+                return bad(k, nri_printf(k->a, "%ssplitName", w), "%s", why);
         r = check_sizes(k, w, p);
         if (r >= 0)
                 r = check_format(k, w, p);
         if (r >= 0)
                 r = check_flags(k, w, p);
         if (r >= 0)
-                r = check_copies(k, nri_printf(k->c.a, "%scontents", w), p->contents, p->n_contents, true);
+                r = check_copies(k, nri_printf(k->a, "%scontents", w), p->contents, p->n_contents, true);
         if (r >= 0)
-                r = check_copies(k, nri_printf(k->c.a, "%scopyFiles", w), p->copy_files, p->n_copy_files,
+                r = check_copies(k, nri_printf(k->a, "%scopyFiles", w), p->copy_files, p->n_copy_files,
                                  false);
         for (size_t j = 0; r >= 0 && j < p->n_make_directories; j++)
-                r = check_path(k, nri_printf(k->c.a, "%smakeDirectories[%zu]", w, j),
-                               p->make_directories[j]);
+                r = check_path(k, nri_printf(k->a, "%smakeDirectories[%zu]", w, j), p->make_directories[j]);
         for (size_t j = 0; r >= 0 && j < p->n_store_paths; j++) {
-                const char *where = nri_printf(k->c.a, "%sstorePaths[%zu]", w, j);
+                const char *where = nri_printf(k->a, "%sstorePaths[%zu]", w, j);
 
                 r = check_store_path(k, where, p->store_paths[j], true);
                 for (size_t m = 0; r >= 0 && m < j; m++)
                         if (streq(p->store_paths[m], p->store_paths[j]))
-                                r = bad(k, where, "%s is listed twice",
-                                        spec_quote(&k->c, p->store_paths[j]));
+                                r = bad(k, where, "%s is listed twice", nri_quote(k->a, p->store_paths[j]));
         }
         if (r >= 0)
-                r = check_path(k, nri_printf(k->c.a, "%snixStorePrefix", w), p->nix_store_prefix);
+                r = check_path(k, nri_printf(k->a, "%snixStorePrefix", w), p->nix_store_prefix);
         return r;
 }
 
@@ -227,20 +211,20 @@ static int check_top(checker *k, const nri_spec *s) {
         const char *why;
         int min, max;
 
-        why = spec_why_not_file_name_part(&k->c, s->name);
+        why = nri_why_not_file_name_part(k->a, s->name);
         if (why)
                 return bad(k, "name", "%s", why);
-        why = s->version ? spec_why_not_file_name_part(&k->c, s->version) : NULL;
+        why = s->version ? nri_why_not_file_name_part(k->a, s->version) : NULL;
         if (why)
                 return bad(k, "version", "%s", why);
         if (streq(s->store_dir, "/") || check_path(k, "storeDir", s->store_dir) < 0)
                 return bad(k, "storeDir", "%s is not an absolute directory in normal form",
-                           spec_quote(&k->c, s->store_dir));
-        if (s->image_size != NRI_SIZE_UNSET && (s->image_size == 0 || s->image_size % SIZE_GRAIN))
+                           nri_quote(k->a, s->store_dir));
+        if (s->image_size != NRI_SIZE_UNSET && (s->image_size == 0 || s->image_size % NRI_SIZE_GRAIN))
                 return bad(k, "imageSize", "%" PRIu64 " is not a positive multiple of %d", s->image_size,
-                           SIZE_GRAIN);
+                           NRI_SIZE_GRAIN);
         if (s->compression != NRI_COMPRESSION_NONE &&
-            (nri_compression_level_range(s->compression, &min, &max) < 0 || s->compression_level < min ||
+            (nri_compression_levels(s->compression, &min, &max, NULL) < 0 || s->compression_level < min ||
              s->compression_level > max))
                 return bad(k, "compression.level", "%d is out of range for %s", s->compression_level,
                            nri_compression_to_string(s->compression));
@@ -259,27 +243,11 @@ static int check_top(checker *k, const nri_spec *s) {
         return 0;
 }
 
-int nri_spec_check(nri_arena *a, const nri_spec *spec, const char **ret_error) {
-        checker k = {.c = {.a = a, .store_dir = spec->store_dir}};
+int nri_spec_check(nri_arena *a, const nri_spec *spec, nri_error *err) {
+        checker k = {.a = a, .store_dir = spec->store_dir, .err = err};
         int r = check_top(&k, spec);
 
         for (size_t i = 0; r >= 0 && i < spec->n_partitions; i++)
                 r = check_partition(&k, spec, i);
-        if (r < 0)
-                *ret_error = k.error;
         return r;
-}
-
-bool nri_path_is_normal(const char *path) {
-        nri_arena *a = nri_arena_new();
-        ctx c = {.a = a};
-        const char *norm = NULL;
-        bool ok = !spec_normalise_path(&c, path, &norm) && streq(norm, path);
-
-        nri_arena_free(a);
-        return ok;
-}
-
-size_t nri_store_path_length(const char *store_dir, const char *path) {
-        return spec_store_path_length(store_dir, path);
 }

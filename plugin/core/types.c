@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "nix-repart-image/string-table.h"
+
 typedef enum role {
         ROLE_ROOT,
         ROLE_ROOT_VERITY,
@@ -74,25 +76,11 @@ static const char *const short_names[_ROLE_PER_ARCH_MAX] = {
     [ROLE_USR] = "usr",   [ROLE_USR_VERITY] = "usr-verity",   [ROLE_USR_VERITY_SIG] = "usr-verity-sig",
 };
 
-static const char *const arch_names[_NRI_ARCH_MAX] = {
+static const char *const nri_arch_table[_NRI_ARCH_MAX] = {
     [NRI_ARCH_X86_64] = "x86-64",
     [NRI_ARCH_ARM64] = "arm64",
 };
-
-const char *nri_arch_to_string(nri_arch a) {
-        if ((unsigned)a >= _NRI_ARCH_MAX)
-                return NULL;
-        return arch_names[a];
-}
-
-nri_arch nri_arch_from_string(const char *s) {
-        if (!s)
-                return _NRI_ARCH_INVALID;
-        for (int a = 0; a < _NRI_ARCH_MAX; a++)
-                if (strcmp(s, arch_names[a]) == 0)
-                        return (nri_arch)a;
-        return _NRI_ARCH_INVALID;
-}
+NRI_DEFINE_STRING_TABLE_LOOKUP(nri_arch, nri_arch);
 
 nri_arch nri_arch_from_nix_system(const char *system) {
         if (!system)

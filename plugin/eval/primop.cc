@@ -10,16 +10,12 @@
 // string's context allows: this file only says which store paths a context
 // stands for (Call::setContext) and coerces a set to a string (Call::coerce).
 //
-// Written against Nix 2.8 (primops take `const Pos &`; RegisterPrimOp::Info).
+// Written once for every Nix the plugin supports: what differs between them
+// goes through the adapters of nix-api.hh (namespace nri).  Nothing here is
+// registered by a static object: load.cc calls nri_register() once it has
+// checked that the running Nix is the one the plugin was built for.
 
-#include <config.h>
-
-#include <derivations.hh>
-#include <eval-inline.hh>
-#include <eval.hh>
-#include <globals.hh>
-#include <primops.hh>
-#include <store-api.hh>
+#include "nix-api.hh"
 
 #include <algorithm>
 #include <exception>
@@ -30,21 +26,25 @@
 #include <vector>
 
 extern "C" {
+#include <nix-repart-image/file-systems.h>
 #include <nix-repart-image/spec-json.h>
 #include <nix-repart-image/spec.h>
+
+#include "spec-args.h"
 }
 
 using namespace nix;
+using nri::Position;
 
 namespace {
 
 struct RepartImageSettings : Config {
-        Setting<std::string> builder{this, "", "repart-image-builder",
-                                     "A program outside the Nix store that the derivations of "
-                                     "builtins.repartImage run instead of the bundle's builder (for "
-                                     "debugging; builds then need the sandbox off).  Empty (the default): "
-                                     "the builder of repart-image-bundle.  The installed builder is "
-                                     NRI_DEFAULT_BUILDER "."};
+        Setting<std::string> builder{
+            this, "", "repart-image-builder",
+            "A program outside the Nix store that the derivations of "
+            "builtins.repartImage run instead of the bundle's builder (for "
+            "debugging; builds then need the sandbox off).  Empty (the default): "
+            "the builder of repart-image-bundle.  The installed builder is " NRI_DEFAULT_BUILDER "."};
         Setting<std::string> bundle{this, NRI_DEFAULT_BUNDLE, "repart-image-bundle",
                                     "The self-contained builder bundle (builder, mtools, their shared "
                                     "libraries and loader) that builtins.repartImage adds to the Nix store "
@@ -52,8 +52,8 @@ struct RepartImageSettings : Config {
                                     "sandbox."};
 };
 
-RepartImageSettings repartImageSettings;
-GlobalConfig::Register registerSettings(&repartImageSettings);
+// Made by nri_register().
+RepartImageSettings *repartImageSettings;
 
 // The words of a Nix error, for a message of ours: not msg(), which is the
 // whole report ("error: …", positions, traces), so that a message quoting it
@@ -85,7 +85,7 @@ Bundle importBundle(EvalState &state, const std::string &setting) {
         static std::map<std::pair<std::string, std::string>, Bundle> cache;
         auto &store = *state.store;
         std::string dir = canonPath(setting);
-        auto key = std::make_pair(store.getUri(), dir);
+        auto key = std::make_pair(nri::storeUri(store), dir);
         if (auto it = cache.find(key); it != cache.end())
                 return it->second;
 
@@ -95,19 +95,20 @@ Bundle importBundle(EvalState &state, const std::string &setting) {
                 b.storePath = store.printStorePath(store.toStorePath(dir).first);
         } else {
                 if (!pathExists(dir + "/lib/ld.so") || !pathExists(dir + "/bin/nix-repart-image-builder"))
-                        throw Error("the builder bundle %s (nix.conf setting repart-image-bundle) is missing "
-                                    "or incomplete: it needs bin/nix-repart-image-builder and lib/ld.so "
-                                    "(meson makes it as build/plugin/nix-repart-image-bundle and installs it)",
-                                    dir);
+                        throw Error(
+                            "the builder bundle %s (nix.conf setting repart-image-bundle) is missing "
+                            "or incomplete: it needs bin/nix-repart-image-builder and lib/ld.so "
+                            "(meson makes it as build/plugin/nix-repart-image-bundle and installs it)",
+                            dir);
                 std::string name(baseNameOf(dir));
                 std::optional<StorePath> path;
                 if (settings.readOnlyMode)
-                        path = store.computeStorePathForPath(name, dir).first;
+                        path = nri::computeDirStorePath(state, name, dir);
                 else {
                         try {
-                                path = store.addToStore(name, dir);
+                                path = nri::addDirToStore(state, name, dir);
                         } catch (Error &e) {
-                                auto computed = store.computeStorePathForPath(name, dir).first;
+                                auto computed = nri::computeDirStorePath(state, name, dir);
                                 if (!store.isValidPath(computed))
                                         throw Error(
                                             "cannot add the builder bundle %s to the Nix store (%s): %s",
@@ -128,7 +129,7 @@ Bundle importBundle(EvalState &state, const std::string &setting) {
 const std::map<std::string, std::string> *derivationOutputs(Store &store, const std::string &drvPath,
                                                             std::string &why) {
         static std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>> cache;
-        auto key = std::make_pair(store.getUri(), drvPath);
+        auto key = std::make_pair(nri::storeUri(store), drvPath);
         if (auto it = cache.find(key); it != cache.end())
                 return &it->second;
         try {
@@ -144,37 +145,44 @@ const std::map<std::string, std::string> *derivationOutputs(Store &store, const 
 }
 
 struct ArenaDeleter {
-        void operator()(nri_arena *a) const { nri_arena_free(a); }
+        void operator()(nri_arena *a) const {
+                nri_arena_free(a);
+        }
 };
 struct JsonDeleter {
-        void operator()(cJSON *j) const { cJSON_Delete(j); }
+        void operator()(cJSON *j) const {
+                cJSON_Delete(j);
+        }
 };
 using JsonPtr = std::unique_ptr<cJSON, JsonDeleter>;
 
 // One call of the primop: the tree it builds and the contexts it keeps.
 class Call {
       public:
-        Call(EvalState &state, const Pos &pos) : state(state), callPos(pos), arena(nri_arena_new()) {}
+        Call(EvalState &state, Position pos) : state(state), callPos(pos), arena(nri_arena_new()) {
+        }
 
         void run(Value &arg, Value &result);
 
       private:
         EvalState &state;
-        const Pos &callPos;
+        Position callPos;
         std::unique_ptr<nri_arena, ArenaDeleter> arena;
         // The context of each string node the tree holds.
-        std::map<const nri_node *, PathSet> nodeContext;
+        std::map<const nri_node *, nri::Context> nodeContext;
+        // The path value of each path node.
+        std::map<const nri_node *, nri::SourcePath> nodePath;
         // Store path → the context of the strings the spec uses under it.
-        std::map<std::string, PathSet> usedContext;
+        std::map<std::string, nri::Context> usedContext;
 
         // The sets convert() left for coerce(), with their values.
         std::map<const nri_node *, Value *> coercible;
         // What a callback caught and run() throws again (defer()).
         std::exception_ptr pending;
 
-        nri_node *convert(Value &v, const Pos &pos, unsigned depth);
+        nri_node *convert(Value &v, Position pos, unsigned depth);
         void setString(nri_node *n, std::string_view s);
-        void setContext(nri_node *n, const PathSet &context);
+        void setContext(nri_node *n, const nri::Context &context);
         std::string storePathOf(std::string_view s) const;
         void toValue(const cJSON *j, Value &v);
         [[noreturn]] void fail(const nri_error &err);
@@ -191,27 +199,22 @@ void Call::setString(nri_node *n, std::string_view s) {
 }
 
 // The store paths a string's context makes available to a build (node.h,
-// nri_context).  Nix 2.8 writes a context element as "/nix/store/…" (a
-// path), "!<output>!/nix/store/…-x.drv" (an output) or
-// "=/nix/store/…-x.drv" (a drvPath: the derivation and all its outputs).
-void Call::setContext(nri_node *n, const PathSet &context) {
+// nri_context): a store path, one output of a derivation
+// (output), or a drvPath: the derivation and all its outputs (allOutputs).
+void Call::setContext(nri_node *n, const nri::Context &context) {
         std::vector<std::string> paths;
         std::string unresolved;
-        for (auto &c : context) {
-                if (c.empty() || (c[0] != '!' && c[0] != '=')) {
-                        paths.push_back(c);
+        for (auto &c : nri::contextElems(*state.store, context)) {
+                if (c.kind == nri::ContextElem::Kind::storePath) {
+                        paths.push_back(c.path);
                         continue;
                 }
-                std::string drvPath, output, why;
-                if (c[0] == '=') {
-                        drvPath = c.substr(1);
+                std::string drvPath = c.path, output, why = c.why;
+                if (c.kind == nri::ContextElem::Kind::allOutputs)
                         paths.push_back(drvPath);
-                } else {
-                        auto bang = c.find('!', 1);
-                        output = c.substr(1, bang == std::string::npos ? 0 : bang - 1);
-                        drvPath = bang == std::string::npos ? "" : c.substr(bang + 1);
-                }
-                auto *outputs = derivationOutputs(*state.store, drvPath, why);
+                else
+                        output = c.output;
+                auto *outputs = why.empty() ? derivationOutputs(*state.store, drvPath, why) : nullptr;
                 for (auto &[name, path] : outputs ? *outputs : std::map<std::string, std::string>{}) {
                         if (!output.empty() && name != output)
                                 continue;
@@ -241,74 +244,79 @@ void Call::setContext(nri_node *n, const PathSet &context) {
                 nodeContext[n] = context;
 }
 
-nri_node *Call::convert(Value &v, const Pos &pos, unsigned depth) {
+nri_node *Call::convert(Value &v, Position pos, unsigned depth) {
         auto *n = static_cast<nri_node *>(nri_alloc(arena.get(), sizeof(nri_node)));
-        n->pos = &pos;
+        n->pos = nri::opaquePosition(arena.get(), pos);
         if (depth > NRI_NODE_MAX_DEPTH) {
                 n->kind = NRI_DEEP;
                 return n;
         }
-        state.forceValue(v, pos);
+        state.forceValue(v, nri::pos(pos));
         switch (v.type()) {
         case nNull:
                 n->kind = NRI_NULL;
                 break;
         case nBool:
                 n->kind = NRI_BOOL;
-                n->b = v.boolean;
+                n->b = nri::boolOf(v);
                 break;
         case nInt:
                 n->kind = NRI_INT;
-                n->i = v.integer;
+                n->i = nri::intOf(v);
                 break;
         case nFloat:
                 n->kind = NRI_FLOAT;
-                n->f = v.fpoint;
+                n->f = nri::floatOf(v);
                 break;
         case nString: {
-                PathSet context;
+                nri::Context context;
                 n->kind = NRI_STRING;
-                setString(n, v.string.s);
-                for (const char **c = v.string.context; c && *c; c++)
-                        context.insert(*c);
+                setString(n, nri::stringOf(v));
+                nri::contextOf(v, context);
                 setContext(n, context);
                 break;
         }
-        case nPath:
+        case nPath: {
                 n->kind = NRI_PATH;
-                setString(n, v.path);
+                auto path = nri::pathOf(v);
+                setString(n, nri::showPath(path));
+                nodePath.emplace(n, std::move(path));
                 break;
+        }
         case nAttrs: {
                 /* What Nix would coerce to a string, whatever its `type`
                  * says: left for coerce(), where the core takes a string. */
-                if (v.attrs->get(state.sToString) || v.attrs->get(state.sOutPath)) {
+                if (nri::attrsOf(v).get(nri::toStringSymbol(state)) ||
+                    nri::attrsOf(v).get(nri::outPathSymbol(state))) {
                         n->kind = NRI_COERCIBLE;
                         coercible[n] = &v;
                         break;
                 }
-                std::vector<Attr *> attrs;
-                for (auto &a : *v.attrs)
+                std::vector<const Attr *> attrs;
+                for (auto &a : nri::attrsOf(v))
                         attrs.push_back(&a);
-                std::sort(attrs.begin(), attrs.end(), [](const Attr *a, const Attr *b) {
-                        return (const std::string &)a->name < (const std::string &)b->name;
+                std::sort(attrs.begin(), attrs.end(), [this](const Attr *a, const Attr *b) {
+                        return nri::nameOf(state, *a) < nri::nameOf(state, *b);
                 });
                 n->kind = NRI_ATTRS;
                 n->attrs.n = attrs.size();
-                n->attrs.items = static_cast<nri_attr *>(nri_alloc(arena.get(), sizeof(nri_attr) * attrs.size()));
+                n->attrs.items =
+                    static_cast<nri_attr *>(nri_alloc(arena.get(), sizeof(nri_attr) * attrs.size()));
                 for (size_t i = 0; i < attrs.size(); i++) {
-                        const std::string &name = attrs[i]->name;
+                        std::string_view name = nri::nameOf(state, *attrs[i]);
                         n->attrs.items[i].name = nri_strndup(arena.get(), name.data(), name.size());
-                        const Pos &apos = *attrs[i]->pos ? *attrs[i]->pos : pos;
-                        n->attrs.items[i].value = convert(*attrs[i]->value, apos, depth + 1);
+                        n->attrs.items[i].value =
+                            convert(*attrs[i]->value, nri::attrPosition(*attrs[i], pos), depth + 1);
                 }
                 break;
         }
         case nList:
                 n->kind = NRI_LIST;
-                n->list.n = v.listSize();
-                n->list.items = static_cast<nri_node **>(nri_alloc(arena.get(), sizeof(nri_node *) * v.listSize()));
-                for (size_t i = 0; i < v.listSize(); i++)
-                        n->list.items[i] = convert(*v.listElems()[i], pos, depth + 1);
+                n->list.n = nri::listSize(v);
+                n->list.items =
+                    static_cast<nri_node **>(nri_alloc(arena.get(), sizeof(nri_node *) * n->list.n));
+                for (size_t i = 0; i < n->list.n; i++)
+                        n->list.items[i] = convert(*nri::listElem(v, i), pos, depth + 1);
                 break;
         case nFunction:
                 n->kind = NRI_FUNCTION;
@@ -333,8 +341,8 @@ std::string Call::storePathOf(std::string_view s) const {
 int Call::importPath(void *ctx, const nri_node *node, const char **ret, nri_error *err) {
         auto *self = static_cast<Call *>(ctx);
         try {
-                PathSet context;
-                std::string storePath = self->state.copyPathToStore(context, node->str.s);
+                nri::Context context;
+                std::string storePath = nri::copyPathToStore(self->state, context, self->nodePath.at(node));
                 self->usedContext[self->storePathOf(storePath)].insert(context.begin(), context.end());
                 *ret = nri_strdup(self->arena.get(), storePath.c_str());
                 return 0;
@@ -360,21 +368,21 @@ int Call::defer(nri_error *err, const nri_node *node) {
 int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_error *err) {
         auto *self = static_cast<Call *>(ctx);
         auto &state = self->state;
-        const Pos &pos = *static_cast<const Pos *>(node->pos);
+        Position pos = node->pos ? nri::fromOpaque(node->pos) : self->callPos;
         constexpr unsigned maxSteps = 64;
         try {
                 Value *v = self->coercible.at(node);
-                state.forceValue(*v, pos);
+                state.forceValue(*v, nri::pos(pos));
                 for (unsigned step = 0; v->type() == nAttrs; step++) {
                         if (step == maxSteps)
                                 return nri_fail(self->arena.get(), err, node,
                                                 "outPath or __toString still gives a set after %u steps",
                                                 maxSteps);
-                        if (auto *toString = v->attrs->get(state.sToString)) {
+                        if (auto *toString = nri::attrsOf(*v).get(nri::toStringSymbol(state))) {
                                 Value *r = state.allocValue();
-                                state.callFunction(*toString->value, *v, *r, pos);
+                                state.callFunction(*toString->value, *v, *r, nri::pos(pos));
                                 v = r;
-                        } else if (auto *outPath = v->attrs->get(state.sOutPath)) {
+                        } else if (auto *outPath = nri::attrsOf(*v).get(nri::outPathSymbol(state))) {
                                 v = outPath->value;
                         } else {
                                 return nri_fail(
@@ -382,14 +390,14 @@ int Call::coerce(void *ctx, const nri_node *node, const nri_node **ret, nri_erro
                                     "cannot coerce the set to a string: a set that outPath or __toString "
                                     "gives has neither");
                         }
-                        state.forceValue(*v, pos);
+                        state.forceValue(*v, nri::pos(pos));
                 }
-                PathSet context;
-                auto s = state.coerceToString(pos, *v, context, false, true);
+                nri::Context context;
+                auto s = nri::coerceToString(state, pos, *v, context);
                 auto *n = static_cast<nri_node *>(nri_alloc(self->arena.get(), sizeof(nri_node)));
                 n->kind = NRI_STRING;
                 n->pos = node->pos;
-                self->setString(n, *s);
+                self->setString(n, s);
                 self->setContext(n, context);
                 *ret = n;
                 return 0;
@@ -419,24 +427,25 @@ void Call::toValue(const cJSON *j, Value &v) {
                 v.mkBool(cJSON_IsTrue(j));
         } else if (cJSON_IsNumber(j)) {
                 double d = j->valuedouble;
-                if (d == (double)(NixInt)d)
-                        v.mkInt((NixInt)d);
+                if (d == (double)(int64_t)d)
+                        v.mkInt((int64_t)d);
                 else
                         v.mkFloat(d);
         } else if (cJSON_IsString(j)) {
                 std::string_view s = j->valuestring;
                 auto it = usedContext.find(storePathOf(s));
                 if (it != usedContext.end())
-                        v.mkString(s, it->second);
+                        nri::mkString(state, v, s, it->second);
                 else
-                        v.mkString(s);
+                        nri::mkString(state, v, s);
         } else if (cJSON_IsArray(j)) {
-                state.mkList(v, cJSON_GetArraySize(j));
-                size_t i = 0;
-                for (const cJSON *e = j->child; e; e = e->next) {
-                        v.listElems()[i] = state.allocValue();
-                        toValue(e, *v.listElems()[i++]);
-                }
+                const cJSON *e = j->child;
+                nri::mkList(state, v, cJSON_GetArraySize(j), [&](size_t) {
+                        Value *elem = state.allocValue();
+                        toValue(e, *elem);
+                        e = e->next;
+                        return elem;
+                });
         } else if (cJSON_IsObject(j)) {
                 auto bindings = state.buildBindings(cJSON_GetArraySize(j));
                 for (const cJSON *e = j->child; e; e = e->next)
@@ -448,8 +457,8 @@ void Call::toValue(const cJSON *j, Value &v) {
 }
 
 void Call::fail(const nri_error &err) {
-        const Pos &pos = err.where && err.where->pos ? *static_cast<const Pos *>(err.where->pos) : callPos;
-        throw EvalError({.msg = hintfmt(std::string("builtins.repartImage: ") + err.message), .errPos = pos});
+        Position pos = err.where && err.where->pos ? nri::fromOpaque(err.where->pos) : callPos;
+        nri::throwEvalError(state, pos, std::string("builtins.repartImage: ") + err.message);
 }
 
 void Call::run(Value &arg, Value &result) {
@@ -479,13 +488,13 @@ void Call::run(Value &arg, Value &result) {
         // libraries (README: "How the builder reaches the sandbox").  When
         // the bundle cannot be had, the error is the builder's value, so it
         // comes only when the derivation is needed, not for `.image`.
-        const std::string &hostBuilder = repartImageSettings.builder.get();
+        const std::string &hostBuilder = repartImageSettings->builder.get();
         std::optional<Bundle> bundle;
         std::optional<std::string> bundleError;
         if (hostBuilder.empty()) {
                 try {
-                        bundle = importBundle(state, repartImageSettings.bundle.get());
-                        usedContext[bundle->storePath].insert(bundle->storePath);
+                        bundle = importBundle(state, repartImageSettings->bundle.get());
+                        nri::addOpaque(*state.store, usedContext[bundle->storePath], bundle->storePath);
                 } catch (Error &e) {
                         bundleError = "builtins.repartImage: " + errorText(e);
                 }
@@ -505,31 +514,32 @@ void Call::run(Value &arg, Value &result) {
         toValue(drvJson.get(), *drvAttrs);
         if (bundleError) {
                 Value *msg = state.allocValue(), *thunk = state.allocValue();
-                msg->mkString(*bundleError);
+                nri::mkString(state, *msg, *bundleError);
                 thunk->mkApp(&state.getBuiltin("throw"), msg);
-                drvAttrs->attrs->find(state.symbols.create("builder"))->value = thunk;
+                Symbol sBuilder = state.symbols.create("builder");
+                auto withThunk = state.buildBindings(nri::attrsOf(*drvAttrs).size());
+                for (auto &a : nri::attrsOf(*drvAttrs))
+                        withThunk.insert(a.name, a.name == sBuilder ? thunk : a.value, a.pos);
+                drvAttrs->mkAttrs(withThunk.finish());
         }
         Value drv;
-        state.callFunction(state.getBuiltin("derivation"), *drvAttrs, drv, callPos);
-        state.forceAttrs(drv, callPos);
+        state.callFunction(state.getBuiltin("derivation"), *drvAttrs, drv, nri::pos(callPos));
+        state.forceValue(drv, nri::pos(callPos));
 
         // The derivation, and what the image will hold under `image`.
-        auto bindings = state.buildBindings(drv.attrs->size() + 1);
-        for (auto &a : *drv.attrs)
+        auto bindings = state.buildBindings(nri::attrsOf(drv).size() + 1);
+        for (auto &a : nri::attrsOf(drv))
                 bindings.insert(a);
         toValue(summaryJson.get(), bindings.alloc("image"));
         result.mkAttrs(bindings.finish());
 }
 
-void primRepartImage(EvalState &state, const Pos &pos, Value **args, Value &v) {
-        Call(state, pos).run(*args[0], v);
+void primRepartImage(EvalState &state, nri::PrimOpPos pos, Value **args, Value &v) {
+        Call(state, nri::position(pos)).run(*args[0], v);
 }
 
-RegisterPrimOp registerRepartImage({
-        .name = "repartImage",
-        .args = {"image"},
-        .arity = 1,
-        .doc = R"(
+// The :doc text, in two halves around the formats (file-systems.h).
+const char *const repartImageDocHead = R"(
 Build a GPT disk image the way NixOS's `image.repart` does, with
 systemd-repart's semantics, and return the derivation that builds it.
 (Loaded from the nix-repart-image plugin, version )" NRI_VERSION R"(.)
@@ -554,10 +564,11 @@ The argument is the attribute set `image.repart` takes:
   name order, each with:
   - `repartConfig` (required): systemd-repart `[Partition]` settings: `Type`,
     `Label`, `UUID`, `Priority`, `Weight`, `PaddingWeight`, `SizeMinBytes`,
-    `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` (`ext4`,
-    `vfat`), `CopyFiles`, `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`,
-    `ReadOnly`, `GrowFileSystem`, `SplitName`; values are strings, integers,
-    Booleans, or lists of strings for `CopyFiles` and `MakeDirectories`.
+    `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` ()";
+const char *const repartImageDocTail = R"(), `CopyFiles`,
+    `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`, `ReadOnly`,
+    `GrowFileSystem`, `SplitName`; values are strings, integers, Booleans,
+    or lists of strings for `CopyFiles` and `MakeDirectories`.
   - `contents.<target>.source`: copied to `<target>`: a path (added to the
     store), a derivation or other set with `outPath` or `__toString` (taken
     as `"${set}"`), or a string naming a store path its own context holds
@@ -583,8 +594,22 @@ builtins.repartImage {
   };
 }
 ```
-)",
-        .fun = primRepartImage,
-});
+)";
+
+// The :doc text; Nix keeps the pointer for as long as it runs.
+const char *repartImageDoc() {
+        std::unique_ptr<nri_arena, ArenaDeleter> a(nri_arena_new());
+
+        return (new std::string(std::string(repartImageDocHead) + nri_format_names_code(a.get()) +
+                                repartImageDocTail))
+            ->c_str();
+}
 
 } // namespace
+
+// Called by load.cc when the running Nix is the one the plugin was built for.
+void nri_register() {
+        repartImageSettings = new RepartImageSettings;
+        nri::registerSettings(repartImageSettings);
+        nri::registerPrimOp("repartImage", {"image"}, repartImageDoc(), primRepartImage);
+}

@@ -17,11 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nix-repart-image/erofs.h"
-#include "nix-repart-image/ext4.h"
-#include "nix-repart-image/plan.h"
-#include "nix-repart-image/squashfs.h"
-#include "nix-repart-image/verity.h"
+#include "erofs.h"
+#include "ext4.h"
+#include "plan.h"
+#include "squashfs.h"
+#include "verity.h"
 
 static double now(void) {
         struct timespec ts;

@@ -33,12 +33,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "nix-repart-image/build.h"
-#include "nix-repart-image/ext4.h"
 #include "nix-repart-image/labels.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 #include "nix-repart-image/spec.h"
+#include "spec-args.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -256,7 +255,7 @@ static void check_covered(const fuzz_host *h, const char *source, bool read_only
 static void check_spec(nri_arena *a, const nri_spec *spec, const fuzz_host *h, bool read_only) {
         nri_layout_part *parts;
         nri_spec *back = NULL;
-        const char *error = NULL;
+        nri_error error = {0};
         cJSON *j, *drv;
 
         if (spec->n_partitions == 0 || spec->n_partitions > NRI_GPT_ENTRIES)
@@ -287,8 +286,8 @@ static void check_spec(nri_arena *a, const nri_spec *spec, const fuzz_host *h, b
         /* The builder's layout, before it reads any content. */
         parts = calloc(spec->n_partitions, sizeof(*parts));
         for (size_t i = 0; i < spec->n_partitions; i++) {
-                parts[i] = nri_build_layout_part(&spec->partitions[i]);
-                parts[i].content_min = spec->partitions[i].format == NRI_FORMAT_EXT4 ? NRI_EXT4_MIN_SIZE : 0;
+                parts[i] = nri_spec_layout_part(&spec->partitions[i]);
+                parts[i].content_min = nri_format_min_size(spec->partitions[i].format);
         }
         if (nri_layout_compute(parts, spec->n_partitions, spec->sector_size, spec->image_size, NULL, NULL,
                                NULL, 0) < 0)

@@ -99,15 +99,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         nri_layout_disk disk;
         size_t failed = 0;
-        char err[256];
-        memset(err, 0, sizeof(err));
-        int r = nri_layout_compute(parts, n, sector, image_size, &disk, &failed, err, sizeof(err));
+        nri_arena *a = nri_arena_new();
+        nri_error err = {0};
+        int r = nri_layout_compute(parts, n, sector, image_size, &disk, &failed, a, &err);
         if (r < 0) {
                 CHECK(r == -ENOSPC || r == -EINVAL || r == -EOVERFLOW);
                 CHECK(!(failed != SIZE_MAX && failed >= n));
-                CHECK(!(memchr(err, 0, sizeof(err)) == NULL));
+                CHECK(err.message != NULL);
+                nri_arena_free(a);
                 return 0;
         }
+        nri_arena_free(a);
         CHECK(!(disk.grain == 0 || disk.image_size % disk.grain != 0 || disk.start > disk.end || disk.end > disk.image_size));
         uint64_t prev_end = disk.start;
         for (size_t i = 0; i < n; i++) {

@@ -13,7 +13,6 @@
 #include <cjson/cJSON.h>
 
 #include "nix-repart-image/arena.h"
-#include "nix-repart-image/build.h"
 #include "nix-repart-image/layout.h"
 #include "nix-repart-image/spec-json.h"
 
@@ -29,13 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         nri_arena *a = nri_arena_new();
         nri_spec *spec = NULL;
-        const char *error = NULL;
+        nri_error error = {0};
         if (nri_spec_from_json(a, spec_json, &spec, &error) == 0) {
                 /* The builder's next step: lay the partitions out. */
                 size_t n = spec->n_partitions;
                 nri_layout_part *parts = calloc(n ? n : 1, sizeof(*parts));
                 for (size_t i = 0; i < n; i++) {
-                        parts[i] = nri_build_layout_part(&spec->partitions[i]);
+                        parts[i] = nri_spec_layout_part(&spec->partitions[i]);
                         /* The split file's name: never one with a '/'. */
                         const char *split = nri_split_name_expand(a, &spec->partitions[i], (unsigned)i);
                         if (split && strchr(split, '/'))
@@ -43,9 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
                 nri_layout_disk disk;
                 size_t failed;
-                char err[256];
-                (void)nri_layout_compute(parts, n, spec->sector_size, spec->image_size, &disk, &failed, err,
-                                         sizeof(err));
+                (void)nri_layout_compute(parts, n, spec->sector_size, spec->image_size, &disk, &failed, a,
+                                         NULL);
                 free(parts);
 
                 /* And the spec written back must be readable again. */
@@ -56,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 abort(); /* what we write, we must read */
                         cJSON_Delete(again);
                 }
-        } else if (!error) {
+        } else if (!error.message) {
                 abort(); /* a refusal always says why */
         }
         nri_arena_free(a);

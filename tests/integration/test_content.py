@@ -24,7 +24,7 @@ import pytest
 import imagecheck
 from imagecheck import MIB, check_image, ext4_cat, ext4_dump, ext4_stat, run, vfat_tree
 from conftest import assert_eval_error, error_position
-from test_build import PRELUDE, assert_build_fails, build, instantiate, run_builder, write
+from builds import PRELUDE, assert_build_fails, build, instantiate, run_builder, write
 
 GIB = 1024 * MIB
 

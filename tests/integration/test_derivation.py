@@ -9,6 +9,8 @@ import scenarios
 import uuids
 from conftest import DEFAULT_SEED, HELPERS
 
+pytestmark = pytest.mark.every_nix
+
 ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
 ROOT_X86_64 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
 GENERIC = "0fc63daf-8483-4772-8e79-3d69d8477de4"

@@ -28,6 +28,10 @@ import pytest
 import imagecheck
 from conftest import assert_eval_error, error_position
 
+# Every Nix of the suite: what a context holds is read through nix-api.hh,
+# differently for each.
+pytestmark = pytest.mark.every_nix
+
 SANDBOX = ("--option", "sandbox", "true", "--option", "sandbox-paths", "/bin/sh=/bin/busybox")
 
 # `a`: a derivation (system spelt out: pure evaluation has no currentSystem);

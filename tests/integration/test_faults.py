@@ -27,7 +27,7 @@ import pytest
 import imagecheck
 import uuids
 from conftest import BUILDER
-from test_build import Built, builder_attrs, instantiate, run_builder
+from builds import Built, builder_attrs, instantiate, run_builder
 
 BIG = 24 * 1024 * 1024
 # A store path name in a store of a test's own ($NIX_STORE): Nix's base32

@@ -1,6 +1,10 @@
 """builtins.repartImage in a flake with no inputs, under pure evaluation."""
+import pytest
+
 import uuids
 from conftest import DEFAULT_SEED
+
+pytestmark = pytest.mark.every_nix
 
 FLAKE = """{
   description = "an image from builtins.repartImage";

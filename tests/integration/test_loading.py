@@ -1,7 +1,15 @@
-"""The plugin loads by every mechanism Nix offers, and documents itself."""
+"""The plugin loads by every mechanism Nix offers, and documents itself,
+in every Nix version of the suite."""
+import re
+from pathlib import Path
+
 import pytest
 
-from conftest import PLUGIN, assert_eval_error
+from conftest import assert_eval_error
+
+pytestmark = pytest.mark.every_nix
+
+FILE_SYSTEMS_H = Path(__file__).parents[2] / "include" / "nix-repart-image" / "file-systems.h"
 
 HAS = "builtins ? repartImage"
 
@@ -17,31 +25,45 @@ def test_nix_conf_plugin_files(nix):
     r = nix.eval(HAS)
     assert r.returncode == 0, r.stderr
     assert r.json() is True
+    # The plugin was built for this Nix: load.cc has nothing to say.
+    assert "nix-repart-image plugin" not in r.stderr, r.stderr
+
+
+def assert_extra_plugin_files(version, r):
+    """extra-plugin-files loaded the plugin, or (Nix 2.33 on, conftest's
+    NixVersion.extra_plugin_files) Nix said it does not know the setting."""
+    assert r.returncode == 0, r.stderr
+    if version.extra_plugin_files:
+        assert r.stdout.strip() == "true", r.stderr
+    else:
+        assert r.stdout.strip() == "false", r.stderr
+        assert "unknown setting 'extra-plugin-files'" in r.stderr, r.stderr
 
 
 def test_nix_conf_extra_plugin_files(nix_without_plugin):
     n = nix_without_plugin
-    n.configure(extra_plugin_files=str(PLUGIN))
-    r = n.eval(HAS)
-    assert r.returncode == 0, r.stderr
-    assert r.json() is True
+    n.configure(extra_plugin_files=str(n.plugin))
+    assert_extra_plugin_files(n.version, n.eval(HAS))
 
 
 def test_option_on_the_command_line(nix_without_plugin):
     # Nix 2.8 loads plugins when it reads the first positional argument, so
     # --option must come before -E.
-    r = nix_without_plugin.run("nix-instantiate", "--option", "plugin-files", str(PLUGIN),
+    r = nix_without_plugin.run("nix-instantiate", "--option", "plugin-files", str(nix_without_plugin.plugin),
                                "--eval", "--json", "-E", HAS)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "true"
 
 
-@pytest.mark.parametrize("line", [f"plugin-files = {PLUGIN}", f"extra-plugin-files = {PLUGIN}"])
-def test_nix_config_environment(nix_without_plugin, line):
+@pytest.mark.parametrize("setting", ["plugin-files", "extra-plugin-files"])
+def test_nix_config_environment(nix_without_plugin, setting):
     r = nix_without_plugin.run("nix-instantiate", "--eval", "--json", "-E", HAS,
-                               env={"NIX_CONFIG": line})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "true"
+                               env={"NIX_CONFIG": f"{setting} = {nix_without_plugin.plugin}"})
+    if setting == "extra-plugin-files":
+        assert_extra_plugin_files(nix_without_plugin.version, r)
+    else:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "true"
 
 
 def test_new_cli_nix_eval(nix):
@@ -53,7 +75,7 @@ def test_new_cli_nix_eval(nix):
 def test_builder_setting_is_known(nix):
     # An unknown setting would draw "warning: unknown setting".
     nix.configure(repart_image_builder="/opt/elsewhere/builder")
-    r = nix.run("nix", "show-config", "--json")
+    r = nix.config_show()
     assert r.returncode == 0, r.stderr
     assert r.json()["repart-image-builder"]["value"] == "/opt/elsewhere/builder"
     assert "unknown setting" not in r.stderr
@@ -70,6 +92,12 @@ def test_repl_doc(nix):
                 "nixStorePrefix", "stripNixStorePrefix"):
         assert arg in out, f"{arg} missing from :doc"
     assert "0867da16-f251-457d-a9e8-c31f9a3c220b" in out
+    # The formats are the file-system table's, in its order (file-systems.h).
+    formats = re.findall(r"^\s*FS\(\w+, (\w+),", FILE_SYSTEMS_H.read_text(), re.M)
+    assert formats[:2] == ["ext4", "vfat"], formats
+    listed = re.search(r"Format\s+\(([^)]*)\)", out)
+    assert listed, out
+    assert re.split(r"[`,\s]+", listed[1].strip("` ")) == formats, listed[0]
 
 
 def test_missing_plugin_file_is_an_error(nix_without_plugin):

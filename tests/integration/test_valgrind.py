@@ -20,7 +20,7 @@ import imagecheck
 import scenarios
 from conftest import BUILDER
 from imagecheck import check_image
-from test_build import builder_attrs
+from builds import builder_attrs
 
 # The one leak that is glibc's, not ours (see the file).
 SUPPRESSIONS = Path(__file__).with_name("valgrind.supp")

@@ -123,6 +123,7 @@ class Case:
     seed: str = DEFAULT_SEED
     image_size: str = "auto"
     sector_size: int = 512
+    split: bool = False
 
 
 # --- the expression for our side -------------------------------------------
@@ -156,6 +157,7 @@ def nix_expression(case: Case) -> str:
             f"    seed = \"{case.seed}\";\n"
             f"    sectorSize = {case.sector_size};\n"
             f"    {image_size}\n"
+            f"    split = {nix_value(case.split)};\n"
             "    partitions = {\n      " + "\n      ".join(parts) + "\n    };\n"
             "  };\n}\n")
 
@@ -675,3 +677,32 @@ def test_sector_size_4096(nix, tmp_path):
 def test_more_layout_rules(nix, tmp_path, case, partitions):
     out, table = side_by_side(nix, case, tmp_path)
     assert len(table["partitions"]) == partitions
+
+
+def test_split_names_count_the_partitions_in_the_table(nix, tmp_path):
+    """SplitName= with --split=yes when Priority= drops a partition: the
+    dropped one has no split file and no number, %n counts the partitions
+    left in the table, and only their names must differ (the evaluator
+    refused "%t" twice here, counting the dropped one, and numbered %n by
+    the definitions)."""
+    ext4 = {"Type": "linux-generic", "Format": "ext4", "SizeMinBytes": "10M"}
+    case = Case(image_size="40M", split=True, parts=[
+        Part("10-a", {**ext4, "SizeMinBytes": "30M", "Priority": 10, "SplitName": "%t"}),
+        Part("20-b", {**ext4, "SplitName": "%t"}),
+        Part("30-c", {**ext4, "SplitName": "c-%n"}),
+        Part("40-d", {**ext4, "SplitName": "d%n"}),
+    ])
+    ours_dir, defs, paths = build_both(nix, case, tmp_path)
+    work = tmp_path / "theirs"
+    work.mkdir()
+    theirs_json = run_repart(work, defs, case.seed, "image.raw", "--empty=create", f"--size={case.image_size}",
+                             "--split=yes")
+    ours_json = json.loads((ours_dir / "repart-output.json").read_text())
+    compare_images(nix, case, paths, ours_dir / "image.raw", work / "image.raw", sfdisk_json(str(ours_dir / "image.raw")),
+                   sfdisk_json(str(work / "image.raw")), ours_json, theirs_json, tmp_path)
+    split = ["image.c-1.raw", "image.d2.raw", "image.linux-generic.raw"]
+    ours = sorted(p.name for p in ours_dir.iterdir() if p.name not in ("image.raw", "repart-output.json"))
+    theirs = sorted(p.name for p in work.iterdir() if p.name != "image.raw")
+    assert ours == split and theirs == split, (ours, theirs)
+    for name, e in zip(split, [ours_json[1], ours_json[2], ours_json[0]]):
+        assert os.path.getsize(ours_dir / name) == os.path.getsize(work / name) == e["raw_size"], name

@@ -5,7 +5,9 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_failures;
 static int check_count;
@@ -44,4 +46,31 @@ static int check_count;
 static inline int check_result(void) {
         printf("%d checks, %d failed\n", check_count, check_failures);
         return check_failures ? 1 : 0;
+}
+
+/* Runs fn(arg) with stderr going to a temporary file: what it printed
+ * there (malloc'ed; "" when nothing), and its result in *ret. */
+static inline char *check_capture_stderr(int (*fn)(void *), void *arg, int *ret) {
+        FILE *f = tmpfile();
+        int saved = dup(2);
+        char *text;
+        long n;
+
+        if (!f || saved < 0)
+                abort();
+        fflush(stderr);
+        dup2(fileno(f), 2);
+        *ret = fn(arg);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        n = ftell(f);
+        text = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+        if (!text)
+                abort();
+        rewind(f);
+        if (n > 0 && fread(text, 1, (size_t)n, f) != (size_t)n)
+                abort();
+        fclose(f);
+        return text;
 }

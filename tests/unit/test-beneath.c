@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "check.h"
-#include "nix-repart-image/beneath.h"
 
 static char tmp[] = "/tmp/nri-test-beneath-XXXXXX";
 

@@ -18,7 +18,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "nix-repart-image/erofs.h"
+#include "erofs.h"
 
 #define T0 INT64_C(1700000000)
 #define UUID_S "7981aaf4-2a9a-4f86-9f1f-5b42c8f28bbf"

@@ -22,9 +22,9 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
-#include "nix-repart-image/gpt.h"
+#include "gpt.h"
 #include "nix-repart-image/layout.h"
-#include "nix-repart-image/output-json.h"
+#include "output-json.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 #define DISK_UUID "b581fef7-24ed-4f31-990b-099ec86bba03"
@@ -69,16 +69,18 @@ static int build(const char *path, test_part *p, size_t n, uint32_t sector_size,
         nri_layout_part layout[8];
         nri_gpt_part gpt[8];
         size_t failed;
-        char err[512] = "";
+        nri_arena *a = nri_arena_new();
+        nri_error err = {0};
         int fd, r;
 
         for (size_t i = 0; i < n; i++)
                 layout[i] = p[i].layout;
-        r = nri_layout_compute(layout, n, sector_size, image_size, ret_disk, &failed, err, sizeof(err));
-        if (r < 0) {
-                fprintf(stderr, "layout: %s\n", err);
+        r = nri_layout_compute(layout, n, sector_size, image_size, ret_disk, &failed, a, &err);
+        if (r < 0)
+                fprintf(stderr, "layout: %s\n", err.message);
+        nri_arena_free(a);
+        if (r < 0)
                 return r;
-        }
         for (size_t i = 0; i < n; i++) {
                 p[i].layout = layout[i];
                 gpt[i] = p[i].gpt;
@@ -100,10 +102,7 @@ static int build(const char *path, test_part *p, size_t n, uint32_t sector_size,
                               .n_parts = n,
                               .first_lba = ret_disk->first_lba,
                               .last_lba = ret_disk->last_lba,
-                          },
-                          err, sizeof(err));
-        if (r < 0)
-                fprintf(stderr, "gpt: %s\n", err);
+                          });
         close(fd);
         return r;
 }
@@ -422,42 +421,65 @@ static void test_three_partitions(void) {
 
 /* What libfdisk would silently get wrong or refuse is an error naming the
  * partition. */
+typedef struct gpt_call {
+        int fd;
+        const char *path;
+        const nri_gpt_table *t;
+} gpt_call;
+
+static int call_gpt_write(void *arg) {
+        const gpt_call *g = arg;
+
+        return nri_gpt_write(g->fd, g->path, g->t);
+}
+
+/* nri_gpt_write(), its result, and whether its message holds `want` (and
+ * `want2`, unless NULL). */
+static int refused(const gpt_call *g, const char *want, const char *want2) {
+        int r;
+        char *msg = check_capture_stderr(call_gpt_write, (void *)g, &r);
+
+        if (!strstr(msg, want) || (want2 && !strstr(msg, want2))) {
+                fprintf(stderr, "message without \"%s\": %s", want, msg);
+                r = 0;
+        }
+        free(msg);
+        return r;
+}
+
 static void test_refusals(void) {
-        char path[4200], err[512];
+        char path[4200];
         nri_gpt_part part = {.type_uuid = ESP,
                              .uuid = "dac4058a-2fc0-4808-a7ef-b8b4501c00ce",
                              .label = "esp",
                              .offset = 1 * MiB,
                              .size = 1 * MiB};
         nri_gpt_table t = {.sector_size = 512, .disk_uuid = DISK_UUID, .parts = &part, .n_parts = 1};
-        int fd;
+        gpt_call g = {.path = path, .t = &t};
 
         snprintf(path, sizeof(path), "%s/refuse.raw", tmpdir);
-        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        CHECK(fd >= 0 && ftruncate(fd, 4 * MiB) == 0);
+        g.fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        CHECK(g.fd >= 0 && ftruncate(g.fd, 4 * MiB) == 0);
 
         part.label = "a label of thirty-seven UTF-16 units!";
-        CHECK(nri_gpt_write(fd, path, &t, err, sizeof(err)) == -EINVAL);
-        CHECK(strstr(err, "partition 1") && strstr(err, "36 UTF-16 units"));
+        CHECK(refused(&g, "partition 1", "36 UTF-16 units") == -EINVAL);
 
         part.label = "smile \xf0\x9f\x98\x80";
-        CHECK(nri_gpt_write(fd, path, &t, err, sizeof(err)) == -EINVAL);
-        CHECK(strstr(err, "Basic Multilingual Plane") != NULL);
+        CHECK(refused(&g, "Basic Multilingual Plane", NULL) == -EINVAL);
 
         part.label = "esp";
         part.offset = 1 * MiB + 100;
-        CHECK(nri_gpt_write(fd, path, &t, err, sizeof(err)) == -EINVAL);
+        CHECK(refused(&g, "partition 1", "multiples of the sector size") == -EINVAL);
 
         part.offset = 1 * MiB;
         part.size = 4 * MiB; /* past the backup GPT */
-        CHECK(nri_gpt_write(fd, path, &t, err, sizeof(err)) < 0);
-        CHECK(strstr(err, "partition 1") != NULL);
+        CHECK(refused(&g, "partition 1", NULL) < 0);
 
         part.size = 1 * MiB;
         t.first_lba = 2048; /* a 4 MiB image is not aligned to 1 MiB by libfdisk */
-        CHECK(nri_gpt_write(fd, path, &t, err, sizeof(err)) == -ERANGE);
+        CHECK(refused(&g, "usable sectors", NULL) == -ERANGE);
 
-        close(fd);
+        close(g.fd);
         unlink(path);
 }
 

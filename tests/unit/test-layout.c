@@ -19,6 +19,9 @@
 #include "check.h"
 #include "nix-repart-image/layout.h"
 
+/* Where the layout's messages are allocated. */
+static nri_arena *arena;
+
 #define AUTO NRI_LAYOUT_UNSET
 #define KiB UINT64_C(1024)
 #define MiB (KiB * 1024)
@@ -302,13 +305,12 @@ static void test_repart_cases(void) {
                 nri_layout_part parts[MAX_PARTS];
                 nri_layout_disk disk = {0};
                 size_t n = parse_defs(c, parts), failed = 0;
-                char err[256] = "";
+                nri_error err = {0};
                 int before = check_failures, r;
 
-                r = nri_layout_compute(parts, n, c->sector_size, c->image_size, &disk, &failed, err,
-                                       sizeof(err));
+                r = nri_layout_compute(parts, n, c->sector_size, c->image_size, &disk, &failed, arena, &err);
                 if (r < 0)
-                        fprintf(stderr, "case \"%s\": %s\n", c->name, err);
+                        fprintf(stderr, "case \"%s\": %s\n", c->name, err.message);
                 CHECK(r == 0);
                 if (r < 0)
                         continue;
@@ -337,15 +339,14 @@ static void test_does_not_fit(void) {
         nri_layout_part parts[2] = {parse_def("SizeMinBytes=40M"), parse_def("SizeMinBytes=40M")};
         nri_layout_disk disk = {.image_size = 1};
         size_t failed = 0;
-        char err[256] = "";
+        nri_error err = {0};
 
         for (uint32_t ss = 512; ss <= 4096; ss *= 8) {
-                CHECK(nri_layout_compute(parts, 2, ss, 60 * MiB, &disk, &failed, err, sizeof(err)) ==
-                      -ENOSPC);
+                CHECK(nri_layout_compute(parts, 2, ss, 60 * MiB, &disk, &failed, arena, &err) == -ENOSPC);
                 CHECK_U64(failed, 1);
                 CHECK(disk.image_size == 1); /* untouched */
-                CHECK(strstr(err, "41943040 bytes (40.0 MiB)") != NULL);
-                CHECK(strstr(err, "84955136 bytes (81.0 MiB)") != NULL);
+                CHECK(strstr(err.message, "41943040 bytes (40.0 MiB)") != NULL);
+                CHECK(strstr(err.message, "84955136 bytes (81.0 MiB)") != NULL);
         }
 }
 
@@ -355,49 +356,51 @@ static void test_does_not_fit(void) {
 static void test_content_over_maximum(void) {
         nri_layout_part parts[2] = {parse_def(""), parse_def("content=15729152 SizeMaxBytes=12M")};
         size_t failed = 0;
-        char err[256] = "";
+        nri_error err = {0};
 
-        CHECK(nri_layout_compute(parts, 2, 512, AUTO, NULL, &failed, err, sizeof(err)) == -ENOSPC);
+        CHECK(nri_layout_compute(parts, 2, 512, AUTO, NULL, &failed, arena, &err) == -ENOSPC);
         CHECK_U64(failed, 1);
-        CHECK(strstr(err, "15732736 bytes") != NULL);
-        CHECK(strstr(err, "SizeMaxBytes=12582912") != NULL);
-        CHECK(strstr(err, "12582912 bytes (12.0 MiB)") != NULL);
+        CHECK(strstr(err.message, "15732736 bytes") != NULL);
+        CHECK(strstr(err.message, "SizeMaxBytes=12582912") != NULL);
+        CHECK(strstr(err.message, "12582912 bytes (12.0 MiB)") != NULL);
 
         /* Content that fits the 10 MiB default minimum is fine even when
          * SizeMaxBytes= is lower: repart gives such a partition 10 MiB. */
         parts[1] = parse_def("content=6M SizeMaxBytes=4M");
-        CHECK(nri_layout_compute(parts, 2, 512, AUTO, NULL, &failed, err, sizeof(err)) == 0);
+        CHECK(nri_layout_compute(parts, 2, 512, AUTO, NULL, &failed, arena, &err) == 0);
         CHECK_U64(parts[1].size, 10 * MiB);
 }
 
 static void test_no_partitions(void) {
         nri_layout_disk disk;
 
-        CHECK(nri_layout_compute(NULL, 0, 512, AUTO, &disk, NULL, NULL, 0) == 0);
+        CHECK(nri_layout_compute(NULL, 0, 512, AUTO, &disk, NULL, NULL, NULL) == 0);
         CHECK_U64(disk.image_size, 1069056);
 }
 
 static void test_bad_input(void) {
         nri_layout_part p = parse_def("");
         size_t failed = 0;
-        char err[256] = "";
+        nri_error err = {0};
 
-        CHECK(nri_layout_compute(&p, 1, 513, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
-        CHECK(nri_layout_compute(&p, 1, 256, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
+        CHECK(nri_layout_compute(&p, 1, 513, AUTO, NULL, &failed, arena, &err) == -EINVAL);
+        CHECK(nri_layout_compute(&p, 1, 256, AUTO, NULL, &failed, arena, &err) == -EINVAL);
         /* systemd-repart's sector sizes only: larger ones would leave the
          * grain's multiples on 4096 (corpus/layout/sector-8192-*). */
-        CHECK(nri_layout_compute(&p, 1, 8192, AUTO, NULL, &failed, err, sizeof(err)) == -EINVAL);
-        CHECK(strstr(err, "not 512, 1024, 2048 or 4096") != NULL);
+        CHECK(nri_layout_compute(&p, 1, 8192, AUTO, NULL, &failed, arena, &err) == -EINVAL);
+        CHECK(strstr(err.message, "not 512, 1024, 2048 or 4096") != NULL);
         /* Too small for the two GPTs. */
-        CHECK(nri_layout_compute(&p, 1, 512, 16 * KiB, NULL, &failed, err, sizeof(err)) == -ENOSPC);
+        CHECK(nri_layout_compute(&p, 1, 512, 16 * KiB, NULL, &failed, arena, &err) == -ENOSPC);
         CHECK_U64(failed, SIZE_MAX);
 }
 
 int main(void) {
+        arena = nri_arena_new();
         test_repart_cases();
         test_does_not_fit();
         test_content_over_maximum();
         test_no_partitions();
         test_bad_input();
+        nri_arena_free(arena);
         return check_result();
 }

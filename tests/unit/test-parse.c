@@ -188,29 +188,6 @@ static void test_rounding(void) {
         CHECK_U64(nri_round_up(UINT64_MAX, 4096), UINT64_MAX);
 }
 
-static void test_utf16_length(void) {
-        CHECK(nri_utf16_length("") == 0);
-        CHECK(nri_utf16_length("nixos") == 5);
-        CHECK(nri_utf16_length("\xc3\xa4") == 1);         /* ä */
-        CHECK(nri_utf16_length("\xe2\x82\xac") == 1);     /* € */
-        CHECK(nri_utf16_length("\xf0\x9f\x90\xa7") == 2); /* 🐧: a surrogate pair */
-        CHECK(nri_utf16_length("r\xc3\xa4\xf0\x9f\x90\xa7t") == 5);
-        CHECK(nri_utf16_length("\xf4\x8f\xbf\xbd") == 2); /* U+10FFFD */
-        CHECK(nri_utf16_length("123456789012345678901234567890123456") == 36);
-
-        CHECK(nri_utf16_length("\xff") == -EINVAL);
-        CHECK(nri_utf16_length("\x80") == -EINVAL);  /* lone continuation */
-        CHECK(nri_utf16_length("a\xc3") == -EINVAL); /* truncated */
-        CHECK(nri_utf16_length("\xe2\x82") == -EINVAL);
-        CHECK(nri_utf16_length("\xc0\xaf") == -EINVAL);             /* overlong '/' */
-        CHECK(nri_utf16_length("\xe0\x80\xaf") == -EINVAL);         /* overlong '/' */
-        CHECK(nri_utf16_length("\xed\xa0\x80") == -EINVAL);         /* surrogate U+D800 */
-        CHECK(nri_utf16_length("\xf4\x90\x80\x80") == -EINVAL);     /* U+110000 */
-        CHECK(nri_utf16_length("\xef\xbf\xbe") == -EINVAL);         /* U+FFFE */
-        CHECK(nri_utf16_length("\xef\xb7\x90") == -EINVAL);         /* U+FDD0 */
-        CHECK(nri_utf16_length("\xf8\x88\x80\x80\x80") == -EINVAL); /* 5-byte form */
-}
-
 int main(void) {
         test_sizes();
         test_sizes_refused();
@@ -218,6 +195,5 @@ int main(void) {
         test_u64();
         test_i32();
         test_rounding();
-        test_utf16_length();
         return check_result();
 }

@@ -19,7 +19,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "nix-repart-image/squashfs.h"
+#include "squashfs.h"
 
 #define T0 INT64_C(1700000000)
 

@@ -9,7 +9,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "nix-repart-image/swap.h"
+#include "swap.h"
 
 #define UUID_S "5ac79c29-c0e8-4a43-9b54-2e2bd41a2a0b"
 

@@ -13,7 +13,7 @@
 #include "check.h"
 #include "testutil.h"
 
-#include "nix-repart-image/verity.h"
+#include "verity.h"
 
 #define SEED "0867da16-f251-457d-a9e8-c31f9a3c220b"
 

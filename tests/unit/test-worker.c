@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "nix-repart-image/worker.h"
+#include "worker.h"
 
 typedef struct seen {
         size_t n, next_id;
@@ -96,7 +96,7 @@ static void test_first_error_stops(void) {
                 close(mine);
         }
         CHECK(nri_worker_finish(w) == -EIO);
-        CHECK_U64(s.n, 51); /* nothing after the failed job ran */
+        CHECK_U64(s.n, 51);            /* nothing after the failed job ran */
         CHECK_U64(open_fds(), before); /* the jobs dropped were closed */
         close(fd);
 

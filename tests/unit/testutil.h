@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nix-repart-image/plan.h"
+#include "plan.h"
 
 #define MiB (UINT64_C(1024) * 1024)
 

@@ -1,0 +1,80 @@
+/* fs.h: a partition's file system, made by its format's writer — the
+ * builder's half of the file-system table (nix-repart-image/
+ * file-systems.h).
+ *
+ * Each row of the table names a writer, `nri_<name>_fs`, which the
+ * format's own file defines (ext4.c, vfat.c): how large a file system its
+ * content needs for Minimize=guess, and how to write it into the
+ * partition's bytes.  build.c calls nri_fs_min_size() and nri_fs_write()
+ * for every formatted partition; no other file of the builder knows which
+ * formats exist. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "nix-repart-image/file-systems.h"
+#include "nix-repart-image/spec.h"
+#include "mformat.h" /* nri_mtools */
+#include "plan.h"
+
+/* One partition's file system, as build.c hands it to the writer. */
+typedef struct nri_fs_part {
+        const nri_spec *spec;
+        const nri_partition *p;
+        const nri_fs_type *type; /* its row; NULL: not formatted */
+        const nri_plan *plan;    /* what goes in */
+        const char *what;        /* for messages: "partition root" */
+        const nri_mtools *mtools;
+        bool verbose; /* progress lines on stderr */
+        /* The files measuring found no block of zeros in, when the writer
+         * wants them (nri_fs_min_size(); empty otherwise). */
+        nri_plan_dense dense;
+        /* The writer's own, from best_size() to write() (a file system made
+         * aside to be measured, then placed); freed by its done(). */
+        void *state;
+        /* Where it goes, once laid out: bytes [offset, offset + size) of the
+         * image file. */
+        const char *image;
+        uint64_t offset, size;
+} nri_fs_part;
+
+typedef struct nri_fs_writer {
+        /* Minimize=guess: a size of this file system that surely holds
+         * content of these totals (nri_plan_measure()); a multiple of 4096.
+         * 0 or a negative errno.  NULL for a format that holds no files
+         * (its row's holds_files): Minimize=guess leaves its size alone. */
+        int (*guess_size)(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret);
+        /* Minimize=best, for a read-only format (its row's read_only): the
+         * exact size the content needs, from the plan, a multiple of 4096;
+         * what it made to find out may stay in fp->state for write().  NULL
+         * for a writable format (the evaluator refuses best for it). */
+        int (*best_size)(nri_fs_part *fp, uint64_t *ret);
+        /* Makes the file system in the partition's bytes and copies the plan
+         * into it.  0, or a negative errno after a message naming the path,
+         * the source or the call that failed (-ENOSPC: the content does not
+         * fit). */
+        int (*write)(const nri_fs_part *fp);
+        /* Measuring should find the files with no block of zeros
+         * (fp->dense), which the writer then copies without reading. */
+        bool wants_dense;
+        /* Frees fp->state; NULL when the writer keeps none. */
+        void (*done)(nri_fs_part *fp);
+} nri_fs_writer;
+
+/* The least the partition's file system and its content need: the
+ * format's minimum, and with Minimize=guess what its writer makes of the
+ * measured content, with Minimize=best the exact size its writer works
+ * out.  0, or a negative errno after a message. */
+int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret);
+
+/* Writes the partition's file system (nothing for an unformatted one).  0,
+ * or a negative errno after a message. */
+int nri_fs_write(const nri_fs_part *fp);
+
+/* Frees what nri_fs_min_size() kept (and the writer's state). */
+void nri_fs_part_done(nri_fs_part *fp);
+
+/* An ext4-style progress callback (ctx: the nri_fs_part): a line every
+ * 1000 files. */
+void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes);
