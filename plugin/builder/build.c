@@ -196,10 +196,10 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
                 return r;
         for (size_t i = 0; i < p->n_contents; i++)
                 plan->copies[plan->n_copies++] =
-                    (nri_plan_copy){p->contents[i].source, p->contents[i].target};
+                    (nri_plan_copy){.source = p->contents[i].source, .target = p->contents[i].target};
         for (size_t i = 0; i < p->n_copy_files; i++)
                 plan->copies[plan->n_copies++] =
-                    (nri_plan_copy){p->copy_files[i].source, p->copy_files[i].target};
+                    (nri_plan_copy){.source = p->copy_files[i].source, .target = p->copy_files[i].target};
         return 0;
 }
 

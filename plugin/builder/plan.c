@@ -13,7 +13,6 @@
 #include "nix-repart-image/macro.h"
 #include "plan-dir.h"
 #include "plan-maps.h"
-#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,11 +52,11 @@ typedef struct walk {
         size_t n_later, cap_later;
         link_map links;
         size_t next_id;
-        strbuf src, tgt; /* the current source and target paths */
-        strbuf link;     /* readlink() buffer */
-        int store_fd;    /* the store directory (or "/"), O_PATH */
-        int top_fd;      /* the directory holding the current copy's source */
-        char *top_name;  /* the source's name in it */
+        strbuf src, tgt;   /* the current source and target paths */
+        strbuf link;       /* readlink() buffer */
+        int store_fd;      /* the store directory (or "/"), O_PATH */
+        int top_fd;        /* the directory holding the current copy's source */
+        char *top_name;    /* the source's name in it */
 } walk;
 
 static const char *last_component(const char *path) {

@@ -125,9 +125,9 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
                            "%s holds no files, but the partition has content to copy", fs->name);
         if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return bad(k, nri_printf(k->a, "%sminimize", w), "needs a file system to minimize");
-        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only && !fs->best_size)
                 return bad(k, nri_printf(k->a, "%sminimize", w),
-                           "\"best\" needs a read-only file system, which %s is not", fs->name);
+                           "\"best\" needs a read-only file system or ext4, which %s is not", fs->name);
         return 0;
 }
 
