@@ -60,6 +60,11 @@ typedef struct nri_plan {
          * is an error.  NULL: "/" stands for the store path of every
          * source, the same rules inside it. */
         const char *store_dir;
+        /* A directory of files the builder wrote itself
+         * (/nix-path-registration), outside the store, or NULL: a source
+         * directly in it is opened there, by name, without following a
+         * symlink; store_dir's rules do not apply to it. */
+        const char *builder_dir;
         /* Directories the file system has before the walk (ext4's
          * /lost+found), NULL-terminated, parents first; may be NULL.  Each
          * takes the next id from 1, in this order, without a visit; what

@@ -114,6 +114,10 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
         const nri_fs_type *fs = nri_fs_type_of(p->format);
         bool content = p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths;
 
+        if (p->nix_path_registration && p->n_store_paths == 0)
+                return bad(k, nri_printf(k->a, "%snixPathRegistration", w),
+                           "true, but the partition has no storePaths to register");
+
         if (!fs && content)
                 return bad(
                     k, nri_printf(k->a, "%sformat", w),
