@@ -343,7 +343,10 @@ def build_case(nix, n: int, path):
     crash = [m for m in CRASH_MARKERS if m in r.stderr]
     if r.returncode == 0 and not crash and r.stdout.strip():
         return n, path, "built", r.stdout.strip()
-    if r.returncode in (1, 100) and "error: builder for" in r.stderr and not crash:
+    # "error: builder for …" (Nix 2.8 to 2.26), "error: Cannot build …
+    # Reason: builder failed with exit code 1." (2.33 and later).
+    failed = "error: builder for" in r.stderr or "Reason: builder failed with exit code" in r.stderr
+    if r.returncode in (1, 100) and failed and not crash:
         return n, path, "build-failed", r.stderr
     return n, path, "crash", f"nix-build exit {r.returncode}: {r.stderr[-4000:]}"
 
