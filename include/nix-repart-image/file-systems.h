@@ -37,7 +37,8 @@
         FS(EXT4, ext4,                                                                                      \
            .holds_files = true,                                                                             \
            .min_size = NRI_EXT4_MIN_SIZE,                                                                   \
-           .existing = nri_ext4_existing)                                                                   \
+           .existing = nri_ext4_existing,                                                                   \
+           .best_size = true)                                                                               \
         FS(VFAT, vfat,                                                                                      \
            .holds_files = true,                                                                             \
            .names = &nri_fat_name_rules,                                                                    \
@@ -77,6 +78,9 @@ typedef struct nri_fs_type {
         /* Read-only once made (squashfs, erofs): Minimize=best can size it
          * exactly; for a writable one only "guess" can. */
         bool read_only;
+        /* Writable, yet Minimize=best sizes it exactly too, its writer
+         * trying sizes (ext4: an extension, systemd-repart has none). */
+        bool best_size;
         /* It holds a tree of files (not swap): contents, CopyFiles=,
          * MakeDirectories= and storePaths may fill it. */
         bool holds_files;

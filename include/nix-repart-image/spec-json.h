@@ -19,7 +19,7 @@
  *                                each partition with storePaths
  *   repartSpec                   the spec below
  *
- * repartSpec, version 1 (NRI_SPEC_VERSION).  Sizes are bytes as JSON
+ * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added nixPathRegistration).  Sizes are bytes as JSON
  * integers below 2^53; a size that is not set is null; UUIDs are lower-case
  * 8-4-4-4-12 text:
  *
@@ -75,7 +75,11 @@
  *                                          occurrence kept
  *         "closure": "closure-0" | null,   key of exportReferencesGraph;
  *                                          null when storePaths is empty
- *         "nixStorePrefix": "/nix/store" } ] }
+ *         "nixStorePrefix": "/nix/store",
+ *         "nixPathRegistration": false }  true: the builder writes the
+ *                                          closure's registration at
+ *                                          /nix-path-registration (needs
+ *                                          storePaths) ] }
  *
  * The builder refuses a specVersion it does not know.  A change that an older
  * builder would misread increments NRI_SPEC_VERSION. */
@@ -85,7 +89,7 @@
 
 #include "spec.h"
 
-#define NRI_SPEC_VERSION 1
+#define NRI_SPEC_VERSION 2
 
 /* The exportReferencesGraph key of a partition's closure ("closure-<partno>"),
  * written into buf; NULL when the partition has no storePaths. */

@@ -87,6 +87,9 @@ typedef struct nri_partition {
         /* Where store paths land in the file system: "/nix/store" by
          * default, "/" with stripNixStorePrefix. */
         const char *nix_store_prefix;
+        /* Write the closure's registration (nix-store --load-db's format)
+         * at /nix-path-registration of the file system. */
+        bool nix_path_registration;
 } nri_partition;
 
 typedef struct nri_spec {

@@ -8,7 +8,9 @@
 # finds a Unified Kernel Image in /EFI/Linux/; the UKI's initrd mounts the
 # `nix-store` partition at /nix/store and runs a program from it by its store
 # path.  The kernel, systemd-boot and busybox come from Debian's packages on
-# the build machine (../boot.nix).
+# the build machine (../boot.nix).  The store is mounted read-only, so its
+# ext4 is the least that holds the closure (Minimize = "best", an extension
+# of systemd-repart's semantics for ext4).
 { system ? builtins.currentSystem }:
 let
   inherit (import ../lib.nix { inherit system; }) mkPackage;
@@ -42,7 +44,7 @@ builtins.repartImage {
     "store" = {
       storePaths = [ app ];
       stripNixStorePrefix = true;
-      repartConfig = { Type = "linux-generic"; Format = "ext4"; Label = "nix-store"; Minimize = "guess"; };
+      repartConfig = { Type = "linux-generic"; Format = "ext4"; Label = "nix-store"; Minimize = "best"; };
     };
   };
 }

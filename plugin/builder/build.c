@@ -22,6 +22,7 @@
 #include "nix-repart-image/spec-rules.h"
 #include "output-json.h"
 #include "plan.h"
+#include "registration.h"
 
 /* Everything one build owns. */
 typedef struct build {
@@ -164,6 +165,25 @@ static int plan_closure(build *b, const nri_partition *p, nri_plan_copy **copies
         return 0;
 }
 
+/* nixPathRegistration: the closure's registration, written into the build
+ * directory and copied last, to /nix-path-registration (registration.h). */
+static int plan_registration(build *b, const nri_partition *p, nri_plan *plan) {
+        const char *tmp = getenv("TMPDIR"), *dir = tmp && *tmp ? tmp : "/tmp", *path;
+        char key[32];
+        int r;
+
+        if (!nri_spec_closure_key(p, key, sizeof(key)))
+                return 0; /* no storePaths: the spec check refuses it */
+        path = nri_printf(b->a, "%s/nri-path-registration-%u", dir, p->partno);
+        r = nri_registration_write(cJSON_GetObjectItemCaseSensitive(b->o->attrs, key), path,
+                                   nri_printf(b->a, "partition %s", partition_name(p)));
+        if (r < 0)
+                return r;
+        plan->builder_dir = dir;
+        plan->copies[plan->n_copies++] = (nri_plan_copy){.source = path, .target = "/nix-path-registration"};
+        return 0;
+}
+
 static size_t closure_size(build *b, const nri_partition *p) {
         char key[32];
         const cJSON *graph;
@@ -177,7 +197,7 @@ static size_t closure_size(build *b, const nri_partition *p) {
 /* The order systemd-repart's CopyFiles= would copy in, as the NixOS module
  * writes it: the closure first, then contents, then CopyFiles=. */
 static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
-        size_t cap = closure_size(b, p) + p->n_contents + p->n_copy_files;
+        size_t cap = closure_size(b, p) + p->n_contents + p->n_copy_files + 1;
         int r;
 
         plan->directories = p->make_directories;
@@ -196,10 +216,12 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
                 return r;
         for (size_t i = 0; i < p->n_contents; i++)
                 plan->copies[plan->n_copies++] =
-                    (nri_plan_copy){p->contents[i].source, p->contents[i].target};
+                    (nri_plan_copy){.source = p->contents[i].source, .target = p->contents[i].target};
         for (size_t i = 0; i < p->n_copy_files; i++)
                 plan->copies[plan->n_copies++] =
-                    (nri_plan_copy){p->copy_files[i].source, p->copy_files[i].target};
+                    (nri_plan_copy){.source = p->copy_files[i].source, .target = p->copy_files[i].target};
+        if (p->nix_path_registration)
+                return plan_registration(b, p, plan);
         return 0;
 }
 

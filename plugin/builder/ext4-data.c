@@ -1,8 +1,7 @@
 /* ext4-data.c: a file's data in ext4 — its extents, mapped as libext2fs
  * would map them but without its extent handle where they fit the inode,
- * and its bytes, copied by the kernel (copy_file_range()) on the worker's
- * thread where measuring found no block of zeros, else read here and
- * written with the zero blocks left as holes. */
+ * and its bytes, read here and written with the blocks of zeros left as
+ * holes. */
 #include "ext4-internal.h"
 #include "range.h"
 
@@ -134,86 +133,11 @@ static errcode_t extent_add(extent_map *m, blk64_t lblk, blk64_t pblk, blk64_t l
 
 /* ---- copies ---- */
 
-/* A job: job->length bytes of the source at job->offset to the image at
- * job->to, in the kernel (copy_file_range()), or, where it cannot (another
- * file system on an older kernel, a seccomp filter), through the buffer. */
-int ext4_copy_job(void *ctx, const nri_job *job) {
-        copier *c = ctx;
-        uint64_t src_off = job->offset, dst_off = job->to, n = job->length;
-
-        while (n > 0) {
-                size_t chunk = n < COPY_BUFFER ? n : COPY_BUFFER;
-                ssize_t k;
-
-                if (c->copy_file_range) {
-                        loff_t in = (loff_t)src_off, out = (loff_t)dst_off;
-
-                        k = copy_file_range(job->fd, &in, c->fd, &out, n < SSIZE_MAX ? n : SSIZE_MAX, 0);
-                        if (k < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP ||
-                                      errno == ENOSYS || errno == EPERM)) {
-                                c->copy_file_range = false;
-                                continue;
-                        }
-                } else {
-                        k = pread(job->fd, c->buf, chunk, (off_t)src_off);
-                        if (k > 0) {
-                                int r = nri_pwrite_all(c->fd, c->buf, (size_t)k, dst_off);
-
-                                if (r < 0) {
-                                        log_error_errno(r, "%s: %s: cannot write %s into it: %m", c->what,
-                                                        c->image, job->source);
-                                        return r;
-                                }
-                        }
-                }
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        int r = -errno;
-
-                        log_error_errno(r, "%s: %s: cannot copy into %s: %m", c->what, job->source,
-                                        c->image);
-                        return r;
-                }
-                if (k == 0) {
-                        log_error("%s: %s: shorter than it was, changed while being read", c->what,
-                                  job->source);
-                        return -ESTALE;
-                }
-                src_off += k;
-                dst_off += k;
-                n -= k;
-        }
-        if (job->verify && !nri_source_unchanged(job->fd, &job->verify_st)) {
-                log_error("%s: %s: changed while being read", c->what, job->source);
-                return -ESTALE;
-        }
-        return 0;
-}
-
-/* Copies n bytes of the file at src_off to the image at dst_off: done here
- * where there is no worker; else queued, on a duplicate of fd, or, for a
- * file's last range, kept in w->last_copy for on_file() to give the worker
- * the walk's own descriptor once nothing else can fail. */
-static int copy_bytes(writer *w, const nri_entry *e, int fd, uint64_t src_off, uint64_t dst_off, uint64_t n,
-                      bool last) {
-        nri_job job = {.fd = fd, .source = e->source, .offset = src_off, .length = n, .to = dst_off};
-
-        if (!w->worker)
-                return ext4_copy_job(&w->copier, &job);
-        if (last) {
-                w->last_copy = job;
-                w->has_last_copy = true;
-                return 0;
-        }
-        return nri_worker_queue(w->worker, &job);
-}
-
-/* Writes `count` blocks at logical block `lblk` of a file: into as few
- * contiguous ranges as the free space allows, starting at the goal.  Their
- * bytes are `data`, or, when it is NULL, the file's own at the same place
- * (read from fd, up to its size: the rest of the last block stays zeros). */
-int ext4_write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struct ext2_inode_large *inode,
+/* Writes `count` blocks of `data` at logical block `lblk` of a file: into
+ * as few contiguous ranges as the free space allows, starting at the goal.
+ * NULL data: the blocks are allocated and mapped, nothing written (a dry
+ * run). */
+int ext4_write_run(writer *w, const nri_entry *e, extent_map *m, struct ext2_inode_large *inode,
                    blk64_t lblk, const char *data, blk64_t count) {
         while (count > 0) {
                 blk64_t pblk, plen;
@@ -231,13 +155,6 @@ int ext4_write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struct 
                         if (r < 0)
                                 return log_fs_errno(w, r, "%s: cannot write %s", w->image, e->target);
                         data += plen * BLOCK;
-                } else {
-                        uint64_t from = lblk * BLOCK, n = plen * BLOCK;
-
-                        r = copy_bytes(w, e, fd, from, w->offset + pblk * BLOCK,
-                                       e->size - from < n ? e->size - from : n, plen == count);
-                        if (r < 0)
-                                return r;
                 }
                 err = extent_add(m, lblk, pblk, plen);
                 if (!err)
@@ -294,7 +211,7 @@ static int copy_range(writer *w, const nri_entry *e, int fd, extent_map *m, stru
                         }
                         for (run = 1; b + run < blocks && !block_is_zero(w->buf + (b + run) * BLOCK); run++)
                                 ;
-                        r = ext4_write_run(w, e, fd, m, inode, pos / BLOCK + b, w->buf + b * BLOCK, run);
+                        r = ext4_write_run(w, e, m, inode, pos / BLOCK + b, w->buf + b * BLOCK, run);
                         if (r < 0)
                                 return r;
                         b += run;

@@ -4,7 +4,7 @@
  *   ext4.c       the writer: nri_ext4_write() step by step, the walk's
  *                visitor, inodes
  *   ext4-mkfs.c  making the file system: mke2fs's steps
- *   ext4-data.c  file data: extents, and copies (by the worker)
+ *   ext4-data.c  file data: extents, and copies
  *   ext4-dir.c   directories: names appended, their last blocks cached
  *   ext4-size.c  Minimize=guess
  *
@@ -18,7 +18,6 @@
 
 #include "ext4.h"
 #include "log.h"
-#include "worker.h"
 
 #define BLOCK NRI_EXT4_BLOCK_SIZE
 #define INODE_RATIO 16384 /* mke2fs.conf [defaults] inode_ratio */
@@ -29,16 +28,6 @@
 #define DIR_CACHE 64         /* directory blocks kept in memory (256 KiB) */
 /* ext4's timestamp range with extra fields: 32 bits and 2 epoch bits. */
 #define TIME_MAX ((INT64_C(1) << 34) - 1)
-
-/* The worker's side of copies (see worker.h): it alone uses this while the
- * walk goes on. */
-typedef struct copier {
-        int fd; /* the image */
-        const char *image;
-        const char *what;
-        bool copy_file_range; /* false once the kernel refused it */
-        char *buf;            /* COPY_BUFFER bytes, where it did */
-} copier;
 
 /* What the writer knows of each entry of the walk, by id. */
 typedef struct node {
@@ -62,7 +51,6 @@ typedef struct writer {
         size_t n_nodes;
         blk64_t goal; /* where the next data goes */
         char *buf;    /* COPY_BUFFER bytes, for file data */
-        char *cbuf;   /* the same, for the copier's */
         char *dirbuf; /* one block, for symlink blocks */
         /* The last blocks of the directories being filled, kept in memory
          * and written when evicted or at the end: the walk adds names to a
@@ -79,10 +67,6 @@ typedef struct writer {
         char *dcbuf;
         uint64_t dc_tick;
         uint64_t files, bytes;
-        copier copier;      /* the worker's, once it runs */
-        nri_worker *worker; /* NULL: copies are made in the walk */
-        nri_job last_copy;  /* the current file's last copy, not queued yet */
-        bool has_last_copy;
 } writer;
 
 /* About the file system being written (w->what, "partition root"), with
@@ -143,14 +127,12 @@ void ext4_extent_map_free(extent_map *m);
 /* Allocates the next block and maps it as the inode's only extent. */
 int ext4_map_one_block(writer *w, ext2_ino_t ino, struct ext2_inode_large *inode, const char *path,
                        blk64_t *ret);
-/* Writes `count` blocks at logical block `lblk` of a file: `data`, or the
- * file's own bytes (fd) when NULL. */
-int ext4_write_run(writer *w, const nri_entry *e, int fd, extent_map *m, struct ext2_inode_large *inode,
+/* Writes `count` blocks of `data` at logical block `lblk` of a file (NULL:
+ * allocates and maps them only). */
+int ext4_write_run(writer *w, const nri_entry *e, extent_map *m, struct ext2_inode_large *inode,
                    blk64_t lblk, const char *data, blk64_t count);
 /* The file's data, its blocks of zeros left as holes. */
 int ext4_copy_data(writer *w, const nri_entry *e, int fd, extent_map *m, struct ext2_inode_large *inode);
-/* The worker's job: bytes of a source to the image (worker.h). */
-int ext4_copy_job(void *ctx, const nri_job *job);
 
 /* ---- ext4-dir.c ---- */
 

@@ -7,11 +7,8 @@
  *   - file data does not go through ext2fs_file_write() block by block: each
  *     run of non-zero blocks gets a contiguous range from ext2fs_new_range()
  *     and is mapped with one extent (up to four put in the inode directly);
- *     the bytes go there on our own descriptor of the image: a file
- *     measuring found no block of zeros in is copied by the kernel
- *     (copy_file_range()), on a worker thread while the walk goes on
- *     (worker.h), the others are read here to find their zeros and written
- *     with pwrite();
+ *     the bytes are read here to find their blocks of zeros (left as
+ *     holes) and written with pwrite() on our own descriptor of the image;
  *   - names are appended to the last block of their directory instead of
  *     ext2fs_link()'s scan of every block (the walk never makes a name
  *     twice, so the scan would only cost time: it made large directories
@@ -189,11 +186,10 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         if (err)
                 return ext4_log_ext2(w, err, "ext2fs_inode_size_set", e->target);
         m = ext4_extent_map_new(w->fs, ino, &inode);
-        w->has_last_copy = false;
         if (e->size >= COPY_BUFFER) /* readahead's own window covers the rest */
                 (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-        if (nri_plan_dense_has(w->o->dense, e->id)) /* no need to look for zeros */
-                r = ext4_write_run(w, e, fd, &m, &inode, 0, NULL, (e->size + BLOCK - 1) / BLOCK);
+        if (w->o->dry_run)
+                r = ext4_write_run(w, e, &m, &inode, 0, NULL, (e->size + BLOCK - 1) / BLOCK);
         else
                 r = ext4_copy_data(w, e, fd, &m, &inode);
         if (r >= 0) {
@@ -216,19 +212,10 @@ static int on_file(void *ctx, const nri_entry *e, int fd) {
         w->bytes += e->size;
         if (w->o->progress)
                 w->o->progress(w->o->progress_ctx, w->files, w->bytes);
-        /* Its bytes read here (or by the worker): still the file it was? */
-        if (!w->has_last_copy)
-                return nri_source_unchanged(fd, e->st)
-                           ? 0
-                           : log_fs_errno(w, -ESTALE, "%s: changed while being read", e->source);
-        /* Last, when nothing else can fail: the walk's descriptor goes to
-         * the worker with the file's (usually only) copy, which checks it
-         * once the bytes are copied. */
-        w->has_last_copy = false;
-        w->last_copy.verify = true;
-        w->last_copy.verify_st = *e->st;
-        r = nri_worker_give(w->worker, &w->last_copy);
-        return r < 0 ? r : NRI_VISIT_KEPT_FD;
+        /* Its bytes read: still the file it was? */
+        return nri_source_unchanged(fd, e->st)
+                   ? 0
+                   : log_fs_errno(w, -ESTALE, "%s: changed while being read", e->source);
 }
 
 static int on_symlink(void *ctx, const nri_entry *e) {
@@ -296,7 +283,6 @@ static void writer_done(writer *w) {
         if (w->fd >= 0)
                 close(w->fd);
         free(w->buf);
-        free(w->cbuf);
         free(w->dirbuf);
         free(w->dcbuf);
         free(w->nodes);
@@ -324,10 +310,9 @@ static int open_range(writer *w, uint64_t size) {
         if (r < 0)
                 return r;
         w->buf = malloc(COPY_BUFFER);
-        w->cbuf = malloc(COPY_BUFFER);
         w->dirbuf = malloc(BLOCK);
         w->dcbuf = malloc((size_t)DIR_CACHE * BLOCK);
-        if (!w->buf || !w->cbuf || !w->dirbuf || !w->dcbuf || !ext4_node(w, 0))
+        if (!w->buf || !w->dirbuf || !w->dcbuf || !ext4_node(w, 0))
                 return -ENOMEM;
         for (size_t i = 0; i < DIR_CACHE; i++)
                 w->dc[i].buf = w->dcbuf + i * BLOCK;
@@ -384,8 +369,7 @@ static int adopt_existing(writer *w, const nri_plan *plan) {
         return 0;
 }
 
-/* The plan's content, walked once; file data is copied by a worker while
- * the walk goes on. */
+/* The plan's content, walked once. */
 static int fill(writer *w, const nri_plan *plan) {
         nri_visitor v = {
             .ctx = w,
@@ -394,18 +378,10 @@ static int fill(writer *w, const nri_plan *plan) {
             .symlink = on_symlink,
             .hardlink = on_hardlink,
         };
-        int r, r2;
+        int r;
 
         w->goal = w->fs->super->s_first_data_block;
-        w->copier = (copier){
-            .fd = w->fd, .image = w->image, .what = w->what, .copy_file_range = true, .buf = w->cbuf};
-        if (nri_worker_new(ext4_copy_job, &w->copier, &w->worker) < 0)
-                w->worker = NULL;
         r = nri_plan_walk(plan, &v);
-        r2 = nri_worker_finish(w->worker);
-        w->worker = NULL;
-        if (r >= 0 && r2 < 0)
-                r = r2;
         if (r >= 0)
                 r = ext4_dc_flush(w);
         if (r >= 0)
@@ -417,7 +393,12 @@ static int fill(writer *w, const nri_plan *plan) {
  * any other builder); a build that stops before its end leaves no output
  * at all (build.c renames the image last). */
 static int close_fs(writer *w) {
-        errcode_t err = ext2fs_close2(w->fs, EXT2_FLAG_FLUSH_NO_SYNC);
+        errcode_t err;
+
+        if (w->o->free)
+                *w->o->free = (struct nri_ext4_free){.blocks = ext2fs_free_blocks_count(w->fs->super),
+                                                     .inodes = w->fs->super->s_free_inodes_count};
+        err = ext2fs_close2(w->fs, EXT2_FLAG_FLUSH_NO_SYNC);
 
         if (err) {
                 log_error("%s: %s: ext2fs_close2 failed: %s", w->what, w->image, error_message(err));
@@ -467,26 +448,50 @@ static int guess_size(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t 
         return nri_ext4_min_size(st, ret);
 }
 
-static int write_fs(const nri_fs_part *fp) {
+/* The options the partition's file system is written with. */
+static nri_ext4_options options_of(const nri_fs_part *fp) {
         const nri_partition *p = fp->p;
         nri_ext4_options o = {
             .uuid = p->fs_uuid,
             .label = p->label,
             .timestamp = fp->plan->mtime,
             .what = fp->what,
-            .progress = fp->verbose ? nri_fs_progress : NULL,
-            .progress_ctx = (void *)fp,
-            .dense = &fp->dense,
         };
 
         /* systemd-repart leaves the directory hash seed to mke2fs, which
          * draws it at random; ours is derived so the image is reproducible. */
         nri_uuid_derive(&p->fs_uuid, "directory-hash-seed", strlen("directory-hash-seed"), &o.hash_seed);
+        return o;
+}
+
+static int best_size(nri_fs_part *fp, uint64_t *ret) {
+        nri_ext4_options o = options_of(fp);
+        nri_plan_stats st;
+        int r;
+
+        r = nri_plan_measure(fp->plan, &st);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read its content: %m", fp->what);
+        fp->total = st;
+        fp->has_total = true;
+        return nri_ext4_best_size(fp->plan, &st, &o, ret);
+}
+
+static int write_fs(const nri_fs_part *fp) {
+        nri_ext4_options o = options_of(fp);
+        nri_fs_progress_state ps = {.fp = fp};
+
+        if (fp->verbose) {
+                o.progress = nri_fs_progress;
+                o.progress_ctx = &ps;
+                nri_fs_progress(&ps, 0, 0); /* the clock starts */
+        }
+
         return nri_ext4_write(fp->image, fp->offset, fp->size, &o, fp->plan);
 }
 
 const nri_fs_writer nri_ext4_fs = {
     .guess_size = guess_size,
+    .best_size = best_size,
     .write = write_fs,
-    .wants_dense = true,
 };

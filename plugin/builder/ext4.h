@@ -53,10 +53,14 @@ typedef struct nri_ext4_options {
          * so far (bytes as in the plan, holes included). */
         void (*progress)(void *ctx, uint64_t files, uint64_t bytes);
         void *progress_ctx;
-        /* The plan's files known to hold no block of zeros (from
-         * nri_plan_measure()), copied without being read here; NULL: every
-         * file is read, and its blocks of zeros become holes. */
-        const nri_plan_dense *dense;
+        /* Metadata only: every block of every file is allocated and mapped
+         * (blocks of zeros and holes too), its bytes neither read nor
+         * written; what nri_ext4_best_size() tries sizes with. */
+        bool dry_run;
+        /* When set, gets what the content left free at the end. */
+        struct nri_ext4_free {
+                uint64_t blocks, inodes;
+        } * free;
 } nri_ext4_options;
 
 /* systemd-repart 252's mangle_linux_fs_label(label, 16): the longest prefix
@@ -94,3 +98,17 @@ int nri_ext4_write(const char *image_path, uint64_t offset, uint64_t size, const
  * stats describe, so a file system of *ret bytes never runs out of blocks
  * or inodes.  *ret is a multiple of 4096.  0, -EOVERFLOW or -ENOMEM. */
 int nri_ext4_min_size(const nri_plan_stats *st, uint64_t *ret);
+
+/* The size Minimize=best gives an ext4 with this content (an extension:
+ * systemd-repart allows "best" for read-only file systems only): the
+ * smallest, in 4096-byte steps, that the writer fills without running out
+ * of blocks or inodes when every block of every file is allocated.  Only
+ * blocks of zeros and holes, which nri_ext4_write() leaves out, stay free
+ * (the sizes are what stat() gives: no file is read).  Found with dry runs
+ * (o->dry_run) into a sparse scratch file in $TMPDIR: one at the guess
+ * (nri_ext4_min_size()), whose free space says how much the content
+ * needs, then at the least size whose layout has that room, grown until
+ * one fits.  `o` as for the write (label, times: the same tables).
+ * *ret is a multiple of 4096.  0 or a negative errno, logged. */
+int nri_ext4_best_size(const nri_plan *plan, const nri_plan_stats *st, const nri_ext4_options *o,
+                       uint64_t *ret);

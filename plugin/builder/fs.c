@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Every row's writer, from the format's own file. */
 #define NRI_FS_DECLARE_(id, stem, ...) extern const nri_fs_writer nri_##stem##_fs;
@@ -25,9 +26,11 @@ static int guess_size(nri_fs_part *fp, const nri_fs_writer *w, uint64_t *ret) {
         nri_plan_stats st;
         int r;
 
-        r = nri_plan_measure(fp->plan, &st, w->wants_dense ? &fp->dense : NULL);
+        r = nri_plan_measure(fp->plan, &st);
         if (r < 0)
                 return log_error_errno(r, "partition %s: cannot read its content: %m", fp->p->id);
+        fp->total = st;
+        fp->has_total = true;
         r = w->guess_size(fp, &st, ret);
         if (r < 0)
                 return log_error_errno(r, "partition %s: cannot work out the size of its content: %m",
@@ -46,8 +49,8 @@ static int best_size(nri_fs_part *fp, const nri_fs_writer *w, uint64_t *ret) {
         if (!w->best_size)
                 return log_error_errno(
                     -EOPNOTSUPP,
-                    "partition %s: Minimize=best needs a read-only file system, which %s is not", fp->p->id,
-                    fp->type->name);
+                    "partition %s: Minimize=best needs a read-only file system or ext4, which %s is not",
+                    fp->p->id, fp->type->name);
         r = w->best_size(fp, ret);
         if (r < 0)
                 return r;
@@ -91,14 +94,32 @@ int nri_fs_write(const nri_fs_part *fp) {
 void nri_fs_part_done(nri_fs_part *fp) {
         const nri_fs_writer *w = writer_of(fp->p->format);
 
-        nri_plan_dense_free(&fp->dense);
         if (w && w->done)
                 w->done(fp);
 }
 
-void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes) {
-        const nri_fs_part *fp = ctx;
+static uint64_t now_ns(void) {
+        struct timespec ts;
 
-        if (files % 1000 == 0)
-                log_info("partition %s: %" PRIu64 " files, %" PRIu64 " MiB", fp->p->id, files, bytes >> 20);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes) {
+        nri_fs_progress_state *ps = ctx;
+        const nri_fs_part *fp = ps->fp;
+        uint64_t now = now_ns();
+
+        if (ps->next_ns == 0) {
+                ps->next_ns = now + NRI_PROGRESS_EVERY_NS;
+                return;
+        }
+        if (now < ps->next_ns)
+                return;
+        ps->next_ns = now + NRI_PROGRESS_EVERY_NS;
+        if (fp->has_total)
+                log_info("%s: %" PRIu64 " of %" PRIu64 " files, %" PRIu64 " of %" PRIu64 " MiB written",
+                         fp->what, files, fp->total.files, bytes >> 20, fp->total.bytes >> 20);
+        else
+                log_info("%s: %" PRIu64 " files, %" PRIu64 " MiB written", fp->what, files, bytes >> 20);
 }

@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mformat.h" /* nri_mtools */
 #include "nix-repart-image/file-systems.h"
 #include "nix-repart-image/spec.h"
-#include "mformat.h" /* nri_mtools */
 #include "plan.h"
 
 /* One partition's file system, as build.c hands it to the writer. */
@@ -27,9 +27,10 @@ typedef struct nri_fs_part {
         const char *what;        /* for messages: "partition root" */
         const nri_mtools *mtools;
         bool verbose; /* progress lines on stderr */
-        /* The files measuring found no block of zeros in, when the writer
-         * wants them (nri_fs_min_size(); empty otherwise). */
-        nri_plan_dense dense;
+        /* The content's totals, when Minimize= measured them (has_total):
+         * what progress lines count against. */
+        nri_plan_stats total;
+        bool has_total;
         /* The writer's own, from best_size() to write() (a file system made
          * aside to be measured, then placed); freed by its done(). */
         void *state;
@@ -45,19 +46,17 @@ typedef struct nri_fs_writer {
          * 0 or a negative errno.  NULL for a format that holds no files
          * (its row's holds_files): Minimize=guess leaves its size alone. */
         int (*guess_size)(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret);
-        /* Minimize=best, for a read-only format (its row's read_only): the
-         * exact size the content needs, from the plan, a multiple of 4096;
-         * what it made to find out may stay in fp->state for write().  NULL
-         * for a writable format (the evaluator refuses best for it). */
+        /* Minimize=best, for a read-only format (its row's read_only) or
+         * one whose row says best_size (ext4): the exact size the content
+         * needs, from the plan, a multiple of 4096; what it made to find out
+         * may stay in fp->state for write().  NULL for the others (the
+         * evaluator refuses best for them). */
         int (*best_size)(nri_fs_part *fp, uint64_t *ret);
         /* Makes the file system in the partition's bytes and copies the plan
          * into it.  0, or a negative errno after a message naming the path,
          * the source or the call that failed (-ENOSPC: the content does not
          * fit). */
         int (*write)(const nri_fs_part *fp);
-        /* Measuring should find the files with no block of zeros
-         * (fp->dense), which the writer then copies without reading. */
-        bool wants_dense;
         /* Frees fp->state; NULL when the writer keeps none. */
         void (*done)(nri_fs_part *fp);
 } nri_fs_writer;
@@ -75,6 +74,18 @@ int nri_fs_write(const nri_fs_part *fp);
 /* Frees what nri_fs_min_size() kept (and the writer's state). */
 void nri_fs_part_done(nri_fs_part *fp);
 
-/* An ext4-style progress callback (ctx: the nri_fs_part): a line every
- * 1000 files. */
+/* Progress lines of a write: the first NRI_PROGRESS_EVERY_NS after it
+ * starts, then one every NRI_PROGRESS_EVERY_NS, so a long partition shows
+ * where it is in the build log (and `nix build`'s status line moves) and a
+ * small one, written sooner, shows none:
+ *   "partition root: 12000 of 58000 files, 400 of 900 MiB written"
+ * (the totals when Minimize= measured them, fp->has_total).  A writer
+ * keeps one on its stack and passes it as the ctx of nri_fs_progress(),
+ * its callback after each file. */
+#define NRI_PROGRESS_EVERY_NS (UINT64_C(2) * 1000 * 1000 * 1000)
+typedef struct nri_fs_progress_state {
+        const nri_fs_part *fp;
+        uint64_t next_ns; /* CLOCK_MONOTONIC; 0: not started */
+} nri_fs_progress_state;
+
 void nri_fs_progress(void *ctx, uint64_t files, uint64_t bytes);

@@ -5,11 +5,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static bool muted;
+
+bool nri_log_mute(bool m) {
+        bool was = muted;
+
+        muted = m;
+        return was;
+}
+
 int nri_log_full(int error, const char *fmt, ...) {
         char *line = NULL;
         va_list ap;
         int saved = errno, n;
 
+        if (muted)
+                return error;
         if (error < 0)
                 errno = -error;
         va_start(ap, fmt);

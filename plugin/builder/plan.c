@@ -13,7 +13,6 @@
 #include "nix-repart-image/macro.h"
 #include "plan-dir.h"
 #include "plan-maps.h"
-#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,11 +52,12 @@ typedef struct walk {
         size_t n_later, cap_later;
         link_map links;
         size_t next_id;
-        strbuf src, tgt; /* the current source and target paths */
-        strbuf link;     /* readlink() buffer */
-        int store_fd;    /* the store directory (or "/"), O_PATH */
-        int top_fd;      /* the directory holding the current copy's source */
-        char *top_name;  /* the source's name in it */
+        strbuf src, tgt;   /* the current source and target paths */
+        strbuf link;       /* readlink() buffer */
+        int store_fd;      /* the store directory (or "/"), O_PATH */
+        int top_fd;        /* the directory holding the current copy's source */
+        char *top_name;    /* the source's name in it */
+        bool builder_made; /* the current copy is in plan->builder_dir */
 } walk;
 
 static const char *last_component(const char *path) {
@@ -492,6 +492,18 @@ static int open_source(walk *w) {
         char *root = NULL, *dirs = NULL;
         int rootfd = -1, fd;
 
+        if (w->builder_made) {
+                last = strrchr(src, '/');
+                dirs = last > src ? strndup(src, (size_t)(last - src)) : strdup("/");
+                if (!dirs)
+                        return -ENOMEM;
+                w->top_fd = open(dirs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                free(dirs);
+                if (w->top_fd < 0)
+                        return log_errno(-errno, "%s: cannot open the directory it is in", src);
+                w->top_name = strdup(last + 1);
+                return w->top_name ? 0 : -ENOMEM;
+        }
         if (sd) {
                 size_t len;
 
@@ -563,6 +575,13 @@ static void close_source(walk *w) {
         w->top_name = NULL;
 }
 
+static bool builder_made(const nri_plan *plan, const char *source) {
+        size_t n = plan->builder_dir ? strlen(plan->builder_dir) : 0;
+
+        return n > 0 && strncmp(source, plan->builder_dir, n) == 0 && source[n] == '/' && source[n + 1] &&
+               !strchr(source + n + 1, '/');
+}
+
 /* Copy i, its target normalised by prepare_copies(). */
 static int walk_copy(walk *w, size_t i) {
         const nri_plan_copy *c = &w->plan->copies[i];
@@ -585,6 +604,7 @@ static int walk_copy(walk *w, size_t i) {
         if (w->src.len == 1)
                 return log_error_errno(-EINVAL, "/: cannot be a source");
 
+        w->builder_made = builder_made(w->plan, c->source);
         r = open_source(w);
         if (r < 0)
                 return r;

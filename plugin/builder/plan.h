@@ -60,6 +60,11 @@ typedef struct nri_plan {
          * is an error.  NULL: "/" stands for the store path of every
          * source, the same rules inside it. */
         const char *store_dir;
+        /* A directory of files the builder wrote itself
+         * (/nix-path-registration), outside the store, or NULL: a source
+         * directly in it is opened there, by name, without following a
+         * symlink; store_dir's rules do not apply to it. */
+        const char *builder_dir;
         /* Directories the file system has before the walk (ext4's
          * /lost+found), NULL-terminated, parents first; may be NULL.  Each
          * takes the next id from 1, in this order, without a visit; what
@@ -147,9 +152,6 @@ typedef struct nri_plan_stats {
         uint64_t files, directories, symlinks, hardlinks;
         uint64_t bytes;     /* sum of regular file sizes */
         uint64_t blocks_4k; /* sum of each file's size rounded up to 4096 */
-        /* 4096-byte blocks of file data that are not all zeros (what an
-         * ext4 with holes for zero blocks needs) */
-        uint64_t data_blocks_4k;
         uint64_t name_bytes;
         /* names directly in the root directory, and their lengths (a FAT12/16
          * root directory has a fixed number of entries) */
@@ -159,22 +161,6 @@ typedef struct nri_plan_stats {
         uint64_t long_symlinks;
 } nri_plan_stats;
 
-/* The regular files measuring found no block of zeros in (nor a hole), by
- * entry id (the walk gives the same ids every time): a writer that would
- * read a file only to find such blocks can have the kernel copy these
- * instead (ext4.c, with copy_file_range()).  A bit per id. */
-typedef struct nri_plan_dense {
-        uint8_t *bits;
-        size_t n_ids;
-} nri_plan_dense;
-
-static inline bool nri_plan_dense_has(const nri_plan_dense *d, size_t id) {
-        return d && id < d->n_ids && (d->bits[id / 8] >> (id % 8) & 1);
-}
-
-void nri_plan_dense_free(nri_plan_dense *d);
-
-/* Reads every file once (to count its blocks of zeros).  `dense`, unless
- * NULL, gets the files that have none; free it with nri_plan_dense_free().
- * 0 or a negative errno, logged as nri_plan_walk() logs. */
-int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret, nri_plan_dense *dense);
+/* Counts what the walk visits from what stat() reports: no file's bytes
+ * are read.  0 or a negative errno, logged as nri_plan_walk() logs. */
+int nri_plan_measure(const nri_plan *plan, nri_plan_stats *ret);

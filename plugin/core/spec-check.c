@@ -114,6 +114,10 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
         const nri_fs_type *fs = nri_fs_type_of(p->format);
         bool content = p->n_contents || p->n_copy_files || p->n_make_directories || p->n_store_paths;
 
+        if (p->nix_path_registration && p->n_store_paths == 0)
+                return bad(k, nri_printf(k->a, "%snixPathRegistration", w),
+                           "true, but the partition has no storePaths to register");
+
         if (!fs && content)
                 return bad(
                     k, nri_printf(k->a, "%sformat", w),
@@ -125,9 +129,9 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
                            "%s holds no files, but the partition has content to copy", fs->name);
         if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return bad(k, nri_printf(k->a, "%sminimize", w), "needs a file system to minimize");
-        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only && !fs->best_size)
                 return bad(k, nri_printf(k->a, "%sminimize", w),
-                           "\"best\" needs a read-only file system, which %s is not", fs->name);
+                           "\"best\" needs a read-only file system or ext4, which %s is not", fs->name);
         return 0;
 }
 

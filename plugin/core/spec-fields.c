@@ -658,6 +658,7 @@ const spec_field spec_fields_partition[] = {
     {.name = "storePaths", .codec = &PATHS, .offset = P(store_paths), .count = P(n_store_paths)},
     {.name = "closure", .codec = &CLOSURE},
     {.name = "nixStorePrefix", .codec = &STRING, .offset = P(nix_store_prefix)},
+    {.name = "nixPathRegistration", .codec = &BOOL, .offset = P(nix_path_registration)},
 };
 const size_t spec_n_fields_partition = ELEMENTSOF(spec_fields_partition);
 

@@ -224,6 +224,19 @@ int spec_parse_store_prefix(ctx *c, part_state *s, const nri_node *pn) {
         return 0;
 }
 
+int spec_parse_registration(ctx *c, part_state *s, const nri_node *pn) {
+        int r;
+
+        r = spec_get_bool(c, pn, s->path, "nixPathRegistration", false, &s->p->nix_path_registration);
+        if (r < 0)
+                return r;
+        if (s->p->nix_path_registration && s->p->n_store_paths == 0)
+                return FAIL(c, spec_opt(pn, "nixPathRegistration"),
+                            "%s: true, but the partition has no storePaths whose closure it would register",
+                            spec_path_join(c, s->path, "nixPathRegistration"));
+        return 0;
+}
+
 /* ---- partitions: names the file system cannot hold ---------------------- */
 
 /* A path the partition's file system gets, known before anything is built:

@@ -579,6 +579,10 @@ const char *const repartImageDocTail = R"(), `CopyFiles`,
     closures land.
   - `stripNixStorePrefix` (bool, default false): land them at `/` instead,
     for a partition mounted at `/nix/store`.
+  - `nixPathRegistration` (bool, default false): also write the closure's
+    registration (path, NAR hash and size, references), in the format
+    `nix-store --load-db` reads, at `/nix-path-registration`, where NixOS's
+    stage 2 loads it from on first boot.
 
 The result is a derivation whose output holds the image and
 `repart-output.json`.  Its attribute `image` tells, at evaluation time, what

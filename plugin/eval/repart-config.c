@@ -543,12 +543,11 @@ int spec_check_format(ctx *c, part_state *s) {
         if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return FAIL(c, s->minimize_node,
                             "%s.Minimize: needs a file system to minimize; set Format too", s->cfg_path);
-        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only)
-                return FAIL(
-                    c, s->minimize_node,
-                    "%s.Minimize: \"best\" only works with read-only file systems (squashfs, erofs) and "
-                    "Format=%s is writable; use \"guess\"",
-                    s->cfg_path, fs->name);
+        if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only && !fs->best_size)
+                return FAIL(c, s->minimize_node,
+                            "%s.Minimize: \"best\" only works with read-only file systems (squashfs, erofs) "
+                            "and ext4, and Format=%s is neither; use \"guess\"",
+                            s->cfg_path, fs->name);
         return 0;
 }
 

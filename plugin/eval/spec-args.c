@@ -258,8 +258,13 @@ static int check_partition_name(ctx *c, const nri_attr *at, const char *path) {
 }
 
 static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
-        static const char *const fields[] = {"contents",   "nixStorePrefix",      "repartConfig",
-                                             "storePaths", "stripNixStorePrefix", NULL};
+        static const char *const fields[] = {"contents",
+                                             "nixPathRegistration",
+                                             "nixStorePrefix",
+                                             "repartConfig",
+                                             "storePaths",
+                                             "stripNixStorePrefix",
+                                             NULL};
         nri_partition *p = s->p;
         int r;
 
@@ -294,6 +299,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
                 r = spec_parse_store_paths(c, s, pn);
         if (r >= 0)
                 r = spec_parse_store_prefix(c, s, pn);
+        if (r >= 0)
+                r = spec_parse_registration(c, s, pn);
         if (r >= 0)
                 r = spec_check_ranges(c, s);
         if (r >= 0)

@@ -66,20 +66,17 @@ int main(int argc, char **argv) {
         {
                 nri_ext4_options o = {.uuid = uuid, .hash_seed = uuid, .timestamp = 1};
                 nri_plan_stats st;
-                nri_plan_dense dense = {0};
 
                 t = now();
-                r = nri_plan_measure(&plan, &st, &dense);
+                r = nri_plan_measure(&plan, &st);
                 if (r >= 0)
                         r = nri_ext4_min_size(&st, &size);
                 report("ext4-size", now() - t, size);
-                o.dense = &dense;
                 snprintf(path, sizeof(path), "%s/ext4.img", argv[2]);
                 t = now();
                 if (r >= 0 && (r = make_file(path, size)) >= 0)
                         r = nri_ext4_write(path, 0, size, &o, &plan);
                 report("ext4-write", now() - t, size);
-                nri_plan_dense_free(&dense);
                 if (r < 0)
                         return 1;
         }

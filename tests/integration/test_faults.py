@@ -292,7 +292,7 @@ REFUSED_SPECS = [
     ("size-min-above-max", setp(0, sizeMinBytes=100 * 1024 * 1024, sizeMaxBytes=50 * 1024 * 1024),
      "partitions[0].sizeMinBytes"),
     ("size-not-rounded", setp(0, sizeMinBytes=40 * 1024 * 1024 + 1), "partitions[0].sizeMinBytes"),
-    ("minimize-best", setp(1, minimize="best"), "partitions[1].minimize"),
+    ("minimize-best", setp(0, minimize="best"), "partitions[0].minimize"),
     ("flags-disagree", setp(1, flags="0x1000000000000000"), "partitions[1].flags"),
     ("fs-uuid", setp(0, fsUuid="11111111-2222-4333-8444-555555555555"), "partitions[0].fsUuid"),
     ("label-twice", lambda a: part(a, 1).update(label=part(a, 0)["label"]), "partitions[1].label"),

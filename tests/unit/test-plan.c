@@ -248,7 +248,7 @@ static void test_walk_deep(void) {
         make_deep(top, 50, 100);
         CHECK(nri_plan_walk(&plan, &v) == 0);
         CHECK_U64(n, 52); /* /deep, 50 directories, the leaf */
-        CHECK(nri_plan_measure(&plan, &st, NULL) == 0);
+        CHECK(nri_plan_measure(&plan, &st) == 0);
         CHECK_U64(st.directories, 51);
         CHECK_U64(st.files, 1);
         CHECK_U64(st.bytes, 1);
@@ -262,7 +262,7 @@ static void test_walk_deep(void) {
         write_file(p, "z", 1, 0644);
         free(p);
         c.source = top2;
-        CHECK(nri_plan_measure(&plan, &st, NULL) == 0);
+        CHECK(nri_plan_measure(&plan, &st) == 0);
         CHECK_U64(st.directories, 1001);
         CHECK_U64(st.files, 3);
         free(top), free(top2);

@@ -581,7 +581,7 @@ static void test_min_size(void) {
 
         tree_plan_init(&t, 1);
         t.plan.ignore_hardlinks = true; /* FAT stores each name's data */
-        CHECK(nri_plan_measure(&t.plan, &st, NULL) == 0);
+        CHECK(nri_plan_measure(&t.plan, &st) == 0);
         CHECK(nri_vfat_min_size(&st, 512, &size) == 0);
         CHECK(size % 4096 == 0);
         CHECK(size >= st.bytes + st.bytes / 2);
