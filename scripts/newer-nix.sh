@@ -51,6 +51,12 @@
 #                          build, faster to evaluate)
 #   JOBS=$(nproc)
 #   MIRROR=http://deb.debian.org/debian
+#   NRI_NIX_BUILD_BY=SECONDS  (since the epoch) a version is built only if
+#                          its build is expected to end by then (from the
+#                          CPU time it took here, below, and JOBS); one that
+#                          would not is reported as skipped and is built by
+#                          the next run.  tests/run sets it from its time
+#                          budget; unset, every version is built.
 #
 # Prints, last, one line per version: "VERSION PREFIX" for those that are
 # ready.  Exits non-zero when a version could not be built; a version whose
@@ -84,11 +90,13 @@ boost 1.88: libboost1.88-dev libboost-container1.88-dev libboost-context1.88-dev
   libboost-coroutine1.88-dev libboost-iostreams1.88-dev libboost-url1.88-dev;
 trixie-backports: libcurl4-openssl-dev; forky: meson libblake3-dev"
 
-# version  source               sha256 of the tarball (upstream sources)
+# version  source  sha256 of the tarball (upstream sources)  CPU minutes its
+# build took on the project's development machine (ninja's children: the
+# .time file it leaves; NRI_NIX_BUILD_BY's estimate)
 VERSIONS=(
-  "2.26.3 debian:2.26.3+dfsg-1 -"
-  "2.33.6 tarball ae6b33195e162f5e096ff032c398dbf457e864ce3d5023223c988e48dae7ce2e"
-  "2.35.2 tarball e5a43158e47f26836f1e7ac6526079573a2a07b6fdbf8a1fdda96d39525d3385"
+  "2.26.3 debian:2.26.3+dfsg-1 - 28"
+  "2.33.6 tarball ae6b33195e162f5e096ff032c398dbf457e864ce3d5023223c988e48dae7ce2e 30"
+  "2.35.2 tarball e5a43158e47f26836f1e7ac6526079573a2a07b6fdbf8a1fdda96d39525d3385 37"
 )
 
 if [ "${1:-}" = --list ]; then
@@ -128,10 +136,25 @@ source_id() { # source_id VERSION KIND SHA
   echo "$id"
 }
 
+# A build's expected wall time: its CPU minutes over JOBS cores, a quarter
+# more for the steps that run one at a time (linking), and a minute for
+# unpacking and meson.
+expected_minutes() { echo $(( ($1 * 5 + JOBS * 4 - 1) / (JOBS * 4) + 1 )); }
+in_budget() { # in_budget VERSION CPU-MINUTES: or it says it is skipped
+  [ -z "${NRI_NIX_BUILD_BY:-}" ] && return 0
+  [ $(( $(date +%s) + $(expected_minutes "$2") * 60 )) -le "$NRI_NIX_BUILD_BY" ] && return 0
+  echo "newer-nix: Nix $1 is skipped: building it takes about $(expected_minutes "$2") minutes on $JOBS cores, which would end after this test run's time budget (NRI_NIX_BUILD_BY); the next run builds it, or now: scripts/newer-nix.sh $1" >&2
+  skipped=1
+  return 1
+}
+
 todo=()
 for v in "${wanted[@]}"; do
-  read -r ver kind sha <<<"$(spec_of "$v")"
-  ready "$ver" "$(source_id "$ver" "$kind" "$sha")" || todo+=("$v")
+  read -r ver kind sha cpu_min <<<"$(spec_of "$v")"
+  ready "$ver" "$(source_id "$ver" "$kind" "$sha")" && continue
+  # Not even the first build fits: no chroot is made for it.
+  if [ ${#todo[@]} -eq 0 ]; then in_budget "$ver" "$cpu_min" || continue; fi
+  todo+=("$v")
 done
 
 if [ ${#todo[@]} -gt 0 ]; then
@@ -201,10 +224,11 @@ EOF
 
   # ---- each version --------------------------------------------------------
   for v in "${todo[@]}"; do
-    read -r ver kind sha <<<"$(spec_of "$v")"
+    read -r ver kind sha cpu_min <<<"$(spec_of "$v")"
     sid=$(source_id "$ver" "$kind" "$sha")
     ready "$ver" "$sid" && continue # built by the run we waited for
     src=/build/src-$ver
+    in_budget "$ver" "$cpu_min" || continue
     if [ "$kind" = tarball ]; then
       tb=$TARBALLS/nix-$ver.tar.xz
       if [ ! -f "$tb" ]; then
@@ -285,7 +309,7 @@ fi
 
 status=0
 for v in "${wanted[@]}"; do
-  read -r ver kind sha <<<"$(spec_of "$v")"
+  read -r ver kind sha cpu_min <<<"$(spec_of "$v")"
   if ready "$ver" "$(source_id "$ver" "$kind" "$sha")"; then
     echo "$ver $CACHE/nix-$ver"
   else
