@@ -36,6 +36,10 @@ PLUGIN = BUILD / "plugin" / "libnix-repart-image.so"
 BUILDER = BUILD / "plugin" / "nix-repart-image-builder"
 BUNDLE = BUILD / "plugin" / "nix-repart-image-bundle"
 DEFAULT_SEED = "0867da16-f251-457d-a9e8-c31f9a3c220b"
+# A builder that refused its input and exited 1, as each Nix reports it: up
+# to 2.26 "error: builder for '….drv' failed with exit code 1", from 2.33
+# "error: Cannot build '….drv'." and "Reason: builder failed with exit code 1".
+BUILD_FAILED = ("error: builder for", "Reason: builder failed with exit code")
 NIX_CACHE = Path(os.environ.get("NRI_NIX_CACHE", "/var/cache/nix-repart-image"))
 
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import HELPERS, one_error_report
+from conftest import BUILD_FAILED, HELPERS, one_error_report
 
 # Every Nix of the suite: the evaluator half is what differs between them.
 pytestmark = pytest.mark.every_nix
@@ -44,10 +44,6 @@ TIMEOUT = 120
 
 CRASH_MARKERS = ("terminate called", "Aborted", "Segmentation fault", "core dumped", "AddressSanitizer",
                  "LeakSanitizer", "runtime error:", "std::bad_alloc", "stack overflow", "SIGSEGV")
-# A builder that refused its input and exited 1, as each Nix reports it: up
-# to 2.26 "error: builder for '….drv' failed with exit code 1", from 2.33
-# "error: Cannot build '….drv'." and "Reason: builder failed with exit code 1".
-BUILD_FAILED = ("error: builder for", "Reason: builder failed with exit code")
 
 
 def nix_str(s: str) -> str:
