@@ -95,7 +95,7 @@ trixie-backports: libcurl4-openssl-dev; forky: meson libblake3-dev"
 # .time file it leaves; NRI_NIX_BUILD_BY's estimate)
 VERSIONS=(
   "2.26.3 debian:2.26.3+dfsg-1 - 22"
-  "2.33.6 tarball ae6b33195e162f5e096ff032c398dbf457e864ce3d5023223c988e48dae7ce2e 30"
+  "2.33.6 tarball ae6b33195e162f5e096ff032c398dbf457e864ce3d5023223c988e48dae7ce2e 31"
   "2.35.2 tarball e5a43158e47f26836f1e7ac6526079573a2a07b6fdbf8a1fdda96d39525d3385 37"
 )
 
