@@ -271,6 +271,7 @@ static void describe_file_systems(build *b) {
                     .plan = &b->plans[i],
                     .what = nri_printf(b->a, "partition %s", partition_name(p)),
                     .mtools = b->o->mtools,
+                    .tmp_dir = b->o->out,
                     .verbose = b->o->verbose,
                 };
         }
@@ -477,8 +478,7 @@ static int compress_outputs(build *b) {
 /* Every file the build writes is new (O_EXCL), in an output directory that
  * is one (not a symlink to one): nothing is written through a name that
  * was there before. */
-static int create_image(build *b) {
-        const char *partial;
+static int create_out_dir(build *b) {
         struct stat st;
 
         if (mkdir(b->o->out, 0755) < 0 && errno != EEXIST) {
@@ -489,6 +489,12 @@ static int create_image(build *b) {
                 log_error("%s: not a directory", b->o->out);
                 return -ENOTDIR;
         }
+        return 0;
+}
+
+static int create_image(build *b) {
+        const char *partial;
+
         b->image = nri_printf(b->a, "%s/%s", b->o->out, nri_spec_image_file_name(b->a, b->spec));
         partial = nri_printf(b->a, "%s.partial", b->image);
         b->fd = open(partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -546,6 +552,10 @@ int nri_build(const nri_build_options *o) {
                 if (r >= 0)
                         describe_file_systems(&b);
         }
+        /* Before the layout: a writer may build a file system aside there to
+         * measure it (fs.h's tmp_dir). */
+        if (r >= 0)
+                r = create_out_dir(&b);
         if (r >= 0)
                 r = lay_out(&b);
         if (r >= 0)

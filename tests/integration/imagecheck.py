@@ -2,7 +2,8 @@
 mounting it (DESIGN.md §6):
 
 - check_image(path): the whole image is clean for sfdisk --verify, sgdisk -v,
-  systemd-dissect, e2fsck -fn (ext4) and fsck.vfat -n (vfat); returns what
+  systemd-dissect, e2fsck -fn (ext4), fsck.vfat -n (vfat), fsck.erofs
+  (erofs), unsquashfs -stat/-lls (squashfs), swaplabel (swap); returns what
   sfdisk and blkid say about it, for the tests to compare with the spec.
   Strict: a tool that prints anything but what it prints for a clean image
   fails it, whatever its exit status.
@@ -14,6 +15,8 @@ mounting it (DESIGN.md §6):
   ours (a GPT *.raw beside repart-output.json) not yet checked.
 - ext4_dump(): the file system's tree, through `debugfs -R 'rdump …'`.
 - vfat_tree(): the file system's files, through `mdir -/ -b` and `mtype`.
+- erofs_extract(), squashfs_extract(): the file system's tree, through
+  `fsck.erofs --extract` and `unsquashfs -d`.
 - assert_same_tree(): a dumped tree has the bytes, modes, owners, times and
   symlink targets of the store paths it was made from.
 """
@@ -250,6 +253,56 @@ def check_vfat(path, part: Partition, scratch: Path):
         f.unlink()
 
 
+def check_erofs(path, part: Partition, scratch: Path):
+    """fsck.erofs finds the partition's EROFS clean (erofs-utils 1.5 exits 0
+    after a bad superblock checksum: its <E>/<W> lines count), and the file
+    system fits its partition."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.erofs")
+    try:
+        p = run("fsck.erofs", f, check=False)
+        out = text(p)
+        assert p.returncode == 0 and "<E>" not in out and "<W>" not in out, \
+            f"fsck.erofs on partition {part.index + 1}: exit {p.returncode}\n{out}"
+        sb = run("dump.erofs", "-s", f).stdout.decode()
+        blocks = int(re.search(r"^Filesystem blocks:\s+(\d+)", sb, re.M).group(1))
+        assert 0 < blocks * 4096 <= part.size, (blocks, part.size)
+    finally:
+        f.unlink()
+
+
+def check_squashfs(path, part: Partition, scratch: Path):
+    """unsquashfs reads the superblock and every directory (-lls), and the
+    file system fits its partition."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.squashfs")
+    try:
+        p = run("unsquashfs", "-stat", f, check=False)
+        assert p.returncode == 0, f"unsquashfs -stat on partition {part.index + 1}: {text(p)}"
+        used = int(re.search(r"^Filesystem size (\d+) bytes", text(p), re.M).group(1))
+        assert used <= part.size, (used, part.size)
+        p = run("unsquashfs", "-lls", f, check=False)
+        assert p.returncode == 0 and "FATAL" not in text(p), text(p)
+    finally:
+        f.unlink()
+
+
+def check_swap(path, part: Partition, scratch: Path):
+    """swaplabel reads the swap header (its label and UUID, which blkid
+    showed too); the area is the whole partition, in 4096-byte pages."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.swap")
+    try:
+        out = run("swaplabel", f).stdout.decode()
+        m = dict(re.findall(r"^(LABEL|UUID):\s*(.*)$", out, re.M))
+        assert m.get("UUID") == part.blkid.get("UUID"), (out, part.blkid)
+        assert m.get("LABEL", "") == part.blkid.get("LABEL", ""), (out, part.blkid)
+        with open(f, "rb") as fh:
+            page = fh.read(4096)
+        assert page[4086:4096] == b"SWAPSPACE2", page[4086:]
+        last_page = struct.unpack_from("<I", page, 1024 + 4)[0]
+        assert last_page == part.size // 4096 - 1, (last_page, part.size)
+    finally:
+        f.unlink()
+
+
 def check_dissect(dev, parts):
     """systemd-dissect lists the partitions it knows, with their file systems."""
     p = run("systemd-dissect", "--read-only", "--json=short", dev, check=False)
@@ -334,6 +387,12 @@ def check_image(path, scratch: Path) -> Image:
                 check_ext4(path, part)
             elif part.fstype == "vfat":
                 check_vfat(path, part, scratch)
+            elif part.fstype == "erofs":
+                check_erofs(path, part, scratch)
+            elif part.fstype == "squashfs":
+                check_squashfs(path, part, scratch)
+            elif part.fstype == "swap":
+                check_swap(path, part, scratch)
             else:
                 assert part.fstype is None, f"partition {part.index + 1}: unexpected {part.fstype}"
 
@@ -483,3 +542,28 @@ def assert_same_tree(store_path: str, dumped: Path, times=True):
             raise AssertionError(f"{a}: unexpected file type")
 
     check(store_path, dumped)
+
+
+def erofs_extract(path, part: Partition, dest: Path, scratch: Path) -> Path:
+    """`fsck.erofs --extract=DEST --preserve`: the partition's EROFS, with
+    modes, owners and times, written at dest (which must not exist)."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.erofs-x")
+    try:
+        p = run("fsck.erofs", f"--extract={dest}", "--preserve", f, check=False)
+        out = text(p)
+        assert p.returncode == 0 and "<E>" not in out and "<W>" not in out, out
+    finally:
+        f.unlink()
+    return dest
+
+
+def squashfs_extract(path, part: Partition, dest: Path, scratch: Path) -> Path:
+    """`unsquashfs -d DEST`: the partition's SquashFS, with modes, owners
+    and times, written at dest (which must not exist)."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.squashfs-x")
+    try:
+        p = run("unsquashfs", "-q", "-n", "-d", dest, f, check=False)
+        assert p.returncode == 0, text(p)
+    finally:
+        f.unlink()
+    return dest
