@@ -19,11 +19,11 @@
  *                                each partition with storePaths
  *   repartSpec                   the spec below
  *
- * repartSpec, version 1 (NRI_SPEC_VERSION).  Sizes are bytes as JSON
+ * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added the dm-verity fields).  Sizes are bytes as JSON
  * integers below 2^53; a size that is not set is null; UUIDs are lower-case
  * 8-4-4-4-12 text:
  *
- *   { "specVersion": 1,
+ *   { "specVersion": 2,
  *     "name": "image", "version": null | "1.0",
  *     "imageFile": "image.raw",            name[_version].raw
  *     "seed": "<uuid>" | null,             null: drawn at random at evaluation
@@ -75,7 +75,17 @@
  *                                          occurrence kept
  *         "closure": "closure-0" | null,   key of exportReferencesGraph;
  *                                          null when storePaths is empty
- *         "nixStorePrefix": "/nix/store" } ] }
+ *         "nixStorePrefix": "/nix/store",
+ *         "verity": "off" | "data" | "hash",  Verity=
+ *         "verityMatchKey": "usr" | null,  VerityMatchKey=; null with
+ *                                          verity off
+ *         "verityDataBlockSize": n|null,   for "hash": the tree's block
+ *         "verityHashBlockSize": n|null,   sizes (512-4096); null otherwise
+ *         "uuidFromRootHash": b }  ] }     a pair's partition without UUID=:
+ *                                          its GPT UUID is the root hash's
+ *                                          first (data) or second (hash)
+ *                                          half, "uuid" the seed-derived one
+ *                                          "fsUuid" derives from
  *
  * The builder refuses a specVersion it does not know.  A change that an older
  * builder would misread increments NRI_SPEC_VERSION. */
@@ -85,7 +95,7 @@
 
 #include "spec.h"
 
-#define NRI_SPEC_VERSION 1
+#define NRI_SPEC_VERSION 2
 
 /* The exportReferencesGraph key of a partition's closure ("closure-<partno>"),
  * written into buf; NULL when the partition has no storePaths. */

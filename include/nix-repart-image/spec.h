@@ -35,6 +35,22 @@ typedef enum nri_minimize {
         _NRI_MINIMIZE_INVALID = -EINVAL,
 } nri_minimize;
 
+/* Verity= (dm-verity): off, the data partition of a pair, or its hash
+ * partition.  "signature" needs a private key at build time and is refused
+ * at evaluation. */
+typedef enum nri_verity {
+        NRI_VERITY_OFF,
+        NRI_VERITY_DATA,
+        NRI_VERITY_HASH,
+        _NRI_VERITY_MAX,
+        _NRI_VERITY_INVALID = -EINVAL,
+} nri_verity;
+
+/* The block sizes a hash tree may use (VerityDataBlockSizeBytes=,
+ * VerityHashBlockSizeBytes=): powers of two in this range. */
+#define NRI_VERITY_BLOCK_MIN 512
+#define NRI_VERITY_BLOCK_MAX 4096
+
 typedef enum nri_compression {
         NRI_COMPRESSION_NONE,
         NRI_COMPRESSION_ZSTD,
@@ -44,6 +60,7 @@ typedef enum nri_compression {
 } nri_compression;
 
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);       /* "off", "best", "guess" */
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_verity, nri_verity);           /* "off", "data", "hash" */
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_compression, nri_compression); /* "zstd", "xz"; NONE: NULL */
 /* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
  * 0-9) and its default (NixOS's: 3); -EINVAL for NRI_COMPRESSION_NONE.
@@ -87,6 +104,18 @@ typedef struct nri_partition {
         /* Where store paths land in the file system: "/nix/store" by
          * default, "/" with stripNixStorePrefix. */
         const char *nix_store_prefix;
+
+        /* dm-verity (issue 14).  A data and a hash partition with the same
+         * match key are a pair; the hash partition holds the data
+         * partition's hash tree with these block sizes (NRI_SIZE_UNSET for
+         * the others). */
+        nri_verity verity;
+        const char *verity_match_key; /* NULL when verity is off */
+        uint64_t verity_data_block_size, verity_hash_block_size;
+        /* No UUID= on a partition of a pair: its GPT UUID is half of the root
+         * hash, known only once built (uuid is then the seed-derived one, which
+         * fs_uuid derives from). */
+        bool uuid_from_root_hash;
 } nri_partition;
 
 typedef struct nri_spec {
@@ -117,6 +146,8 @@ static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
             .weight = p->weight,
             .padding_weight = p->padding_weight,
             .priority = p->priority,
+            .no_default_min = (nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
+                              p->verity != NRI_VERITY_OFF,
         };
 }
 

@@ -48,6 +48,8 @@ static cJSON *build_one(const char *image, size_t partno, const nri_output_part 
              add_size(o, "old_size", 0) && add_size(o, "raw_size", p->size) &&
              add_size(o, "old_padding", 0) && add_size(o, "raw_padding", p->padding) &&
              add_string(o, "activity", "create");
+        if (ok && p->roothash)
+                ok = add_string(o, "roothash", p->roothash);
         if (ok && p->split_path)
                 ok = add_string(o, "split_path", p->split_path);
         if (!ok)

@@ -617,6 +617,15 @@ static const char *arch_to(int v) {
         return nri_arch_to_string(v);
 }
 
+static int verity_from(const char *s) {
+        return nri_verity_from_string(s);
+}
+
+static const char *verity_to(int v) {
+        return nri_verity_to_string(v);
+}
+
+static const string_table verity_names = {.to_string = verity_to, .from_string = verity_from};
 static const string_table format_names = {.to_string = format_to, .from_string = format_from};
 static const string_table minimize_names = {.to_string = minimize_to, .from_string = minimize_from};
 static const string_table arch_names = {.to_string = arch_to, .from_string = arch_from};
@@ -658,6 +667,12 @@ const spec_field spec_fields_partition[] = {
     {.name = "storePaths", .codec = &PATHS, .offset = P(store_paths), .count = P(n_store_paths)},
     {.name = "closure", .codec = &CLOSURE},
     {.name = "nixStorePrefix", .codec = &STRING, .offset = P(nix_store_prefix)},
+    /* dm-verity (issue 14) */
+    {.name = "verity", .codec = &ENUM, .offset = P(verity), .names = &verity_names},
+    {.name = "verityMatchKey", .codec = &STRING, .offset = P(verity_match_key), .nullable = true},
+    {.name = "verityDataBlockSize", .codec = &SIZE, .offset = P(verity_data_block_size)},
+    {.name = "verityHashBlockSize", .codec = &SIZE, .offset = P(verity_hash_block_size)},
+    {.name = "uuidFromRootHash", .codec = &BOOL, .offset = P(uuid_from_root_hash)},
 };
 const size_t spec_n_fields_partition = ELEMENTSOF(spec_fields_partition);
 

@@ -303,6 +303,43 @@ def check_swap(path, part: Partition, scratch: Path):
         f.unlink()
 
 
+def verity_verify(path, data: Partition, hashp: Partition, roothash: str, scratch: Path, flip=None):
+    """`veritysetup verify` of the data partition against the hash
+    partition's tree and `roothash`; returns the CompletedProcess.  flip:
+    an offset in the data partition whose byte is inverted first (in the
+    copy)."""
+    d = extract(path, data.offset, data.size, scratch / f"partition-{data.index + 1}.verity-data")
+    h = extract(path, hashp.offset, hashp.size, scratch / f"partition-{hashp.index + 1}.verity-hash")
+    try:
+        if flip is not None:
+            with open(d, "r+b") as f:
+                f.seek(flip)
+                b = f.read(1)
+                f.seek(flip)
+                f.write(bytes([b[0] ^ 0xff]))
+        return run("veritysetup", "verify", d, h, roothash, check=False)
+    finally:
+        d.unlink()
+        h.unlink()
+
+
+def check_verity(path, parts, scratch: Path):
+    """Each dm-verity hash partition verifies its data partition with the
+    root hash repart-output.json gives both of them, whose halves are their
+    partition UUIDs unless UUID= set them (then the test checks)."""
+    hashes = [p for p in parts if p.fstype == "DM_verity_hash"]
+    if not hashes:
+        return
+    out = json.loads((Path(path).parent / "repart-output.json").read_text())
+    by_uuid = {e["uuid"]: e for e in out}
+    for h in hashes:
+        rh = by_uuid[h.uuid].get("roothash")
+        assert rh and re.fullmatch(r"[0-9a-f]{64}", rh), by_uuid[h.uuid]
+        [data] = [p for p in parts if p is not h and by_uuid[p.uuid].get("roothash") == rh]
+        p = verity_verify(path, data, h, rh, scratch)
+        assert p.returncode == 0, f"veritysetup verify {data} {h} {rh}: {text(p)}"
+
+
 def check_dissect(dev, parts):
     """systemd-dissect lists the partitions it knows, with their file systems."""
     p = run("systemd-dissect", "--read-only", "--json=short", dev, check=False)
@@ -393,8 +430,12 @@ def check_image(path, scratch: Path) -> Image:
                 check_squashfs(path, part, scratch)
             elif part.fstype == "swap":
                 check_swap(path, part, scratch)
+            elif part.fstype == "DM_verity_hash":
+                pass  # check_verity() below, with its data partition
             else:
                 assert part.fstype is None, f"partition {part.index + 1}: unexpected {part.fstype}"
+
+        check_verity(path, parts, scratch)
 
         # systemd-dissect 252 takes only images with a root or /usr partition,
         # and one that has a file system it can mount (it mounts it to read

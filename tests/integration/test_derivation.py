@@ -39,6 +39,8 @@ def partition(**fields):
         "readOnly": False, "noAuto": False, "growFileSystem": False, "flags": "0x0",
         "splitName": "%t", "contents": [], "copyFiles": [], "makeDirectories": [],
         "storePaths": [], "closure": None, "nixStorePrefix": "/nix/store",
+        "verity": "off", "verityMatchKey": None, "verityDataBlockSize": None, "verityHashBlockSize": None,
+        "uuidFromRootHash": False,
     }
     p.update(fields)
     return p
@@ -46,7 +48,7 @@ def partition(**fields):
 
 def spec(**fields):
     s = {
-        "specVersion": 1, "version": None, "seed": DEFAULT_SEED, "architecture": "x86-64",
+        "specVersion": 2, "version": None, "seed": DEFAULT_SEED, "architecture": "x86-64",
         "sectorSize": 512, "imageSize": None, "split": False, "compression": None,
         "storeDir": "/nix/store", "diskUuid": uuids.disk_uuid(DEFAULT_SEED),
     }
