@@ -146,8 +146,11 @@ static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
             .weight = p->weight,
             .padding_weight = p->padding_weight,
             .priority = p->priority,
-            .no_default_min = (nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
-                              p->verity != NRI_VERITY_OFF,
+            /* Minimize= (253 on) sizes a read-only file system or a hash tree
+             * exactly; without it, 252's 10 MiB default stays. */
+            .no_default_min = p->minimize != NRI_MINIMIZE_OFF &&
+                              ((nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
+                               p->verity == NRI_VERITY_HASH),
         };
 }
 

@@ -39,7 +39,7 @@ typedef struct build {
         const char **split_names; /* one per partition: its split file's name, or NULL */
         const char **split_files;
         size_t n_split_files;
-        const char **roothash; /* one per partition: a Verity= pair's root hash (hex), or NULL */
+        const char **roothash; /* one per partition: a Verity=hash partition's root hash (hex), or NULL */
         bool has_verity;
 } build;
 
@@ -445,7 +445,7 @@ static int write_verity(build *b) {
                 hex = nri_alloc(b->a, 2 * sizeof(root) + 1);
                 for (size_t k = 0; k < sizeof(root); k++)
                         snprintf(hex + 2 * k, 3, "%02x", root[k]);
-                b->roothash[i] = b->roothash[d] = hex;
+                b->roothash[i] = hex;
         }
         return 0;
 }

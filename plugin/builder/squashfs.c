@@ -219,7 +219,11 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                 r = set_slot(w, id, slot);
         if (r < 0)
                 return r;
-        err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL, 0);
+        /* mksquashfs without -always-use-fragments: only a file smaller than
+         * a block goes into a fragment; a larger one keeps its tail as a
+         * short block of its own. */
+        err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL,
+                                              e->size > w->super.block_size ? SQFS_BLK_DONT_FRAGMENT : 0);
         if (err) {
                 log_error("%s: %s: ", w->what, e->target);
                 return sq_fail(w, err, "starting its data");
@@ -458,6 +462,10 @@ static int finish(sqw *w) {
         if ((err = sqfs_id_table_write(w->ids, &w->out->base, &w->super, w->cmp)))
                 return sq_fail(w, err, "writing the ID table");
         w->super.bytes_used = w->out->size;
+        /* Tails of files larger than a block are not fragments (file_data()),
+         * as mksquashfs's superblock says by default; libsquashfs's fragment
+         * table sets always-use-fragments. */
+        w->super.flags &= ~SQFS_FLAG_ALWAYS_FRAGMENTS;
         if ((err = sqfs_super_write(&w->super, &w->out->base)))
                 return sq_fail(w, err, "writing the superblock");
         used = (w->out->size + NRI_SQUASHFS_PAD - 1) / NRI_SQUASHFS_PAD * NRI_SQUASHFS_PAD;

@@ -206,8 +206,6 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
         why = fst && fst->label_problem ? fst->label_problem(k->a, p->label) : NULL;
         if (why)
                 return bad(k, nri_printf(k->a, "%slabel", w), "%s %s", nri_quote(k->a, p->label), why);
-        if (nri_uuid_is_null(&p->uuid))
-                return bad(k, nri_printf(k->a, "%suuid", w), "the null UUID identifies no partition");
         nri_uuid_file_system(&p->uuid, &fs);
         if (!nri_uuid_equal(&fs, &p->fs_uuid))
                 return bad(k, nri_printf(k->a, "%sfsUuid", w),
@@ -288,8 +286,8 @@ static int check_top(checker *k, const nri_spec *s) {
                 if (!nri_uuid_equal(&disk, &s->disk_uuid))
                         return bad(k, "diskUuid", "is not the one derived from the seed");
         }
-        if (s->n_partitions == 0 || s->n_partitions > NRI_GPT_ENTRIES)
-                return bad(k, "partitions", "%zu partitions; a GPT holds 1 to %d", s->n_partitions,
+        if (s->n_partitions > NRI_GPT_ENTRIES)
+                return bad(k, "partitions", "%zu partitions; a GPT holds at most %d", s->n_partitions,
                            NRI_GPT_ENTRIES);
         return 0;
 }

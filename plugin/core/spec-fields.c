@@ -550,7 +550,8 @@ static int read_compression(reader *r, const spec_field *f, const cJSON *j, cons
 
 static const field_codec COMPRESSION = {.write = write_compression, .read = read_compression};
 
-/* partitions: a non-empty list of partition objects (fields_partition). */
+/* partitions: a list of partition objects (fields_partition), empty for an
+ * empty GPT. */
 static cJSON *write_partitions(json_builder *b, const spec_field *f, const void *obj) {
         const nri_spec *s = obj;
         cJSON *arr = cJSON_CreateArray();
@@ -569,8 +570,8 @@ static int read_partitions(reader *r, const spec_field *f, const cJSON *j, const
         const cJSON *e;
 
         (void)f;
-        if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) == 0)
-                return bad(r, path, "expected a non-empty list");
+        if (!cJSON_IsArray(j))
+                return bad(r, path, "expected a list");
         s->n_partitions = (size_t)cJSON_GetArraySize(j);
         s->partitions = nri_alloc(r->a, sizeof(nri_partition) * s->n_partitions);
         r->index = 0;

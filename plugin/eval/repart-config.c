@@ -47,23 +47,19 @@ static int key_label(ctx *c, part_state *s, const key_value *kv) {
         return 0;
 }
 
-/* systemd: config_parse_uuid().  "" means unset, as there; "null" (the
- * all-zero UUID there) is refused: it identifies nothing. */
+/* systemd 252: config_parse_uuid().  "" means unset; "null" is the
+ * all-zero UUID, which the partition then has in the GPT (systemd-repart
+ * 252 writes it as given; its file system's UUID still derives from it). */
 static int key_uuid(ctx *c, part_state *s, const key_value *kv) {
         if (!*kv->text) {
                 s->uuid_set = false;
                 return 0;
         }
         if (streq(kv->text, "null"))
-                return FAIL(c, kv->node,
-                            "%s: the null UUID cannot identify a partition; leave UUID unset to derive "
-                            "one from the seed",
-                            kv->path);
-        if (nri_uuid_parse(kv->text, &s->p->uuid) < 0)
+                s->p->uuid = (nri_uuid){0};
+        else if (nri_uuid_parse(kv->text, &s->p->uuid) < 0)
                 return FAIL(c, kv->node, "%s: %s is not a UUID (8-4-4-4-12 or 32 hexadecimal digits)",
                             kv->path, spec_quote(c, kv->text));
-        if (nri_uuid_is_null(&s->p->uuid))
-                return FAIL(c, kv->node, "%s: the null UUID cannot identify a partition", kv->path);
         s->uuid_set = true;
         s->uuid_node = kv->node;
         return 0;

@@ -567,8 +567,8 @@ static int parse_partitions(ctx *c, const nri_node *args) {
         r = spec_expect(c, n, "partitions", NRI_ATTRS);
         if (r < 0)
                 return r;
-        if (n->attrs.n == 0)
-                return FAIL(c, n, "partitions: an image needs at least one partition");
+        /* No partitions: an empty GPT, as systemd-repart writes one for an
+         * empty definitions directory. */
         if (n->attrs.n > NRI_GPT_ENTRIES)
                 return FAIL(c, n, "partitions: %zu partitions do not fit in a GPT, which has %d entries",
                             n->attrs.n, NRI_GPT_ENTRIES);
