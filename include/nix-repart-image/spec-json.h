@@ -81,11 +81,14 @@
  *                                          verity off
  *         "verityDataBlockSize": n|null,   for "hash": the tree's block
  *         "verityHashBlockSize": n|null,   sizes (512-4096); null otherwise
- *         "uuidFromRootHash": b }  ] }     a pair's partition without UUID=:
+ *         "uuidFromRootHash": b,           a pair's partition without UUID=:
  *                                          its GPT UUID is the root hash's
  *                                          first (data) or second (hash)
  *                                          half, "uuid" the seed-derived one
  *                                          "fsUuid" derives from
+ *         "copyBlocks": "/nix/store/…" | null }  ] }
+ *                                          CopyBlocks=: a file inside a
+ *                                          store path, the partition's bytes
  *
  * The builder refuses a specVersion it does not know.  A change that an older
  * builder would misread increments NRI_SPEC_VERSION. */

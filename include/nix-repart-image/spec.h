@@ -116,6 +116,9 @@ typedef struct nri_partition {
          * hash, known only once built (uuid is then the seed-derived one, which
          * fs_uuid derives from). */
         bool uuid_from_root_hash;
+        /* CopyBlocks= (issue 14): a file in the store whose bytes are the
+         * partition's, or NULL. */
+        const char *copy_blocks;
 } nri_partition;
 
 typedef struct nri_spec {
@@ -148,9 +151,10 @@ static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
             .priority = p->priority,
             /* Minimize= (253 on) sizes a read-only file system or a hash tree
              * exactly; without it, 252's 10 MiB default stays. */
-            .no_default_min = p->minimize != NRI_MINIMIZE_OFF &&
-                              ((nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
-                               p->verity == NRI_VERITY_HASH),
+            .no_default_min = (p->minimize != NRI_MINIMIZE_OFF &&
+                               ((nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
+                                p->verity == NRI_VERITY_HASH)) ||
+                              (p->copy_blocks && p->verity != NRI_VERITY_OFF),
         };
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "copy-blocks.h"
 #include "fs.h"
 #include "gpt.h"
 #include "log.h"
@@ -339,7 +340,11 @@ static int lay_out(build *b) {
                 nri_layout_part *l = &b->layout[i];
 
                 *l = nri_spec_layout_part(&b->spec->partitions[i]);
-                r = nri_fs_min_size(&b->fs[i], &l->content_min);
+                if (b->spec->partitions[i].copy_blocks)
+                        r = nri_copy_blocks_size(b->spec->store_dir, b->spec->partitions[i].copy_blocks,
+                                                 b->fs[i].what, &l->content_min);
+                else
+                        r = nri_fs_min_size(&b->fs[i], &l->content_min);
                 if (r < 0)
                         return r;
         }
@@ -401,7 +406,11 @@ static int write_file_systems(build *b) {
                 b->fs[i].image = b->partial;
                 b->fs[i].offset = b->layout[i].offset;
                 b->fs[i].size = b->layout[i].size;
-                r = nri_fs_write(&b->fs[i]);
+                if (b->spec->partitions[i].copy_blocks)
+                        r = nri_copy_blocks_write(b->spec->store_dir, b->spec->partitions[i].copy_blocks,
+                                                  b->partial, b->fs[i].offset, b->fs[i].size, b->fs[i].what);
+                else
+                        r = nri_fs_write(&b->fs[i]);
                 if (r < 0)
                         return r;
         }

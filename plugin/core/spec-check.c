@@ -156,6 +156,10 @@ static int check_verity(checker *k, const char *w, const nri_spec *s, const nri_
                            "a power of two from 512 to 4096 exactly when verity is \"hash\"");
         if (p->uuid_from_root_hash && p->verity == NRI_VERITY_OFF)
                 return bad(k, nri_printf(k->a, "%suuidFromRootHash", w), "true, but verity is off");
+        if (p->copy_blocks && (p->format != NRI_FORMAT_NONE || p->n_contents || p->n_copy_files ||
+                               p->n_make_directories || p->n_store_paths || hash))
+                return bad(k, nri_printf(k->a, "%scopyBlocks", w),
+                           "set, but the partition has a format, content or a hash tree to write");
         if (hash && (p->format != NRI_FORMAT_NONE || p->n_contents || p->n_copy_files ||
                      p->n_make_directories || p->n_store_paths))
                 return bad(k, nri_printf(k->a, "%sverity", w),
@@ -251,6 +255,8 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
         }
         if (r >= 0)
                 r = check_verity(k, w, s, p);
+        if (r >= 0 && p->copy_blocks)
+                r = check_store_path(k, nri_printf(k->a, "%scopyBlocks", w), p->copy_blocks, false);
         if (r >= 0)
                 r = check_path(k, nri_printf(k->a, "%snixStorePrefix", w), p->nix_store_prefix);
         return r;

@@ -674,6 +674,7 @@ const spec_field spec_fields_partition[] = {
     {.name = "verityDataBlockSize", .codec = &SIZE, .offset = P(verity_data_block_size)},
     {.name = "verityHashBlockSize", .codec = &SIZE, .offset = P(verity_hash_block_size)},
     {.name = "uuidFromRootHash", .codec = &BOOL, .offset = P(uuid_from_root_hash)},
+    {.name = "copyBlocks", .codec = &STRING, .offset = P(copy_blocks), .nullable = true},
 };
 const size_t spec_n_fields_partition = ELEMENTSOF(spec_fields_partition);
 

@@ -272,6 +272,24 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
         return 0;
 }
 
+/* CopyBlocks= (issue 14): the partition's bytes from a file in the store,
+ * e.g. a partition an earlier repartImage wrote with split = true.  "auto"
+ * (the running system's partition of this type) means nothing in a build. */
+static int key_copy_blocks(ctx *c, part_state *s, const key_value *kv) {
+        s->copy_blocks_node = kv->node;
+        if (!*kv->text) {
+                s->p->copy_blocks = NULL;
+                return 0;
+        }
+        if (streq(kv->text, "auto"))
+                return FAIL(c, kv->node,
+                            "%s: \"auto\" copies the running system's partition of the same type, and a "
+                            "build has no running system to copy from; give a file in the store, e.g. "
+                            "\"${image}/image.usr.raw\" of an earlier repartImage with split = true",
+                            kv->path);
+        return copy_source(c, kv, kv->text, &s->p->copy_blocks);
+}
+
 /* ---- dm-verity (issue 14) ---- */
 
 /* Verity= (systemd 252 and later): data and hash make a pair with the same
@@ -354,11 +372,23 @@ int spec_check_verity(ctx *c, part_state *s) {
                                     "%s.Verity%sBlockSizeBytes: only with Verity=hash, whose hash tree it "
                                     "shapes",
                                     s->cfg_path, i ? "Hash" : "Data");
-        if (p->verity == NRI_VERITY_HASH && (s->format_node || p->n_copy_files || p->n_make_directories ||
-                                             p->n_contents || p->n_store_paths))
+        if (p->verity == NRI_VERITY_HASH && (s->format_node || p->copy_blocks || p->n_copy_files ||
+                                             p->n_make_directories || p->n_contents || p->n_store_paths))
                 return FAIL(c, s->verity_node,
                             "%s.Verity: a Verity=hash partition holds the hash tree of its data partition; "
-                            "Format, CopyFiles, MakeDirectories, contents and storePaths cannot fill it",
+                            "Format, CopyBlocks, CopyFiles, MakeDirectories, contents and storePaths cannot "
+                            "fill it",
+                            s->cfg_path);
+        /* systemd-repart: CopyBlocks= gives all the bytes. */
+        if (p->copy_blocks && (s->format_node || p->n_copy_files || p->n_make_directories || p->n_contents ||
+                               p->n_store_paths))
+                return FAIL(c, s->copy_blocks_node,
+                            "%s.CopyBlocks: the partition's bytes are the file's; Format, CopyFiles, "
+                            "MakeDirectories, contents and storePaths cannot be combined with it",
+                            s->cfg_path);
+        if (p->copy_blocks && p->minimize != NRI_MINIMIZE_OFF)
+                return FAIL(c, s->minimize_node,
+                            "%s.Minimize: a CopyBlocks= partition is as large as its file already",
                             s->cfg_path);
         if (p->verity == NRI_VERITY_HASH) {
                 /* systemd: the file-system sector size, which is the image's
@@ -476,14 +506,19 @@ static const repart_key repart_keys[] = {
     {"VerityMatchKey", key_verity_match_key, 0, false},
     {"VerityDataBlockSizeBytes", key_verity_block_size, 0, false},
     {"VerityHashBlockSizeBytes", key_verity_block_size, 1, false},
+    {"CopyBlocks", key_copy_blocks, 0, false},
 };
 
 /* The [Partition] settings of systemd-repart (252 to 257) that this builtin
  * does not implement. */
 static const char *const repart_keys_later[] = {
-    "AddValidateFS", "CopyBlocks",      "Compression",  "CompressionLevel",   "DefaultSubvolume",
-    "Encrypt",       "EncryptedVolume", "ExcludeFiles", "ExcludeFilesTarget", "FactoryReset",
-    "MakeSymlinks",  "MountPoint",      "Subvolumes",   "SupplementFor",      NULL,
+    "AddValidateFS",    "Compression",
+    "CompressionLevel", "DefaultSubvolume",
+    "Encrypt",          "EncryptedVolume",
+    "ExcludeFiles",     "ExcludeFilesTarget",
+    "FactoryReset",     "MakeSymlinks",
+    "MountPoint",       "Subvolumes",
+    "SupplementFor",    NULL,
 };
 
 static const char *const *repart_key_names(ctx *c) {

@@ -54,4 +54,5 @@ typedef struct part_state {
         /* Verity=, VerityMatchKey=, VerityDataBlockSizeBytes=,
          * VerityHashBlockSizeBytes= (issue 14) */
         const nri_node *verity_node, *match_key_node, *verity_block_node[2];
+        const nri_node *copy_blocks_node; /* CopyBlocks= */
 } part_state;

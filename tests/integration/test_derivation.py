@@ -40,7 +40,7 @@ def partition(**fields):
         "splitName": "%t", "contents": [], "copyFiles": [], "makeDirectories": [],
         "storePaths": [], "closure": None, "nixStorePrefix": "/nix/store",
         "verity": "off", "verityMatchKey": None, "verityDataBlockSize": None, "verityHashBlockSize": None,
-        "uuidFromRootHash": False,
+        "uuidFromRootHash": False, "copyBlocks": None,
     }
     p.update(fields)
     return p

@@ -154,3 +154,84 @@ def test_hash_partition_too_small_fails(nix):
                                       'Verity = "hash"'))
     assert re.search(r"partition 20-usr-verity: the hash tree of partition 10-usr \(\d+ bytes\) needs \d+ bytes",
                      err), err
+
+
+# ---- CopyBlocks: a later image takes an earlier one's partition ------------
+
+STAGE1 = """\
+builtins.repartImage {
+  name = "stage1";
+  split = true;
+  partitions = {
+    "10-usr" = {
+      storePaths = [ sys.toplevel ];
+      repartConfig = { Type = "usr"; Format = "erofs"; Minimize = "best"; Weight = 0;
+                       Verity = "data"; VerityMatchKey = "usr"; SplitName = "store"; };
+    };
+    "20-usr-verity" = {
+      repartConfig = { Type = "usr-verity"; Minimize = "best"; Weight = 0;
+                       Verity = "hash"; VerityMatchKey = "usr"; SplitName = "-"; };
+    };
+  };
+}
+"""
+
+STAGE2 = """\
+let stage1 = import ./stage1.nix; in
+builtins.repartImage {
+  name = "stage2";
+  partitions = {
+    "00-esp" = { contents."/hello".source = sys.config;
+                 repartConfig = { Type = "esp"; Format = "vfat"; SizeMinBytes = "40M"; }; };
+    "10-usr" = {
+      repartConfig = { Type = "usr"; CopyBlocks = "${stage1}/stage1.store.raw"; Weight = 0;
+                       Verity = "data"; VerityMatchKey = "usr"; };
+    };
+    "20-usr-verity" = {
+      repartConfig = { Type = "usr-verity"; Minimize = "best"; Weight = 0;
+                       Verity = "hash"; VerityMatchKey = "usr"; };
+    };
+  };
+}
+"""
+
+
+def test_copy_blocks_continues_an_earlier_image(nix, tmp_path):
+    """An image whose store partition is CopyBlocks= of an earlier image's
+    split file: the same bytes, hence the same hash tree, root hash and
+    partition UUIDs (the salt derives from the same seed)."""
+    from builds import write
+    write(nix, "stage1.nix", "let sys = import ./system.nix; in\n" + STAGE1)
+    one = build(nix, STAGE1, "stage1-top.nix")
+    assert sorted(os.listdir(one.out)) == ["repart-output.json", "stage1.raw", "stage1.store.raw"]
+    two = build(nix, STAGE2, "stage2.nix")
+    i1, i2 = check_image(one.image_file, tmp_path), check_image(two.image_file, tmp_path)
+    j1 = json.loads((one.out / "repart-output.json").read_text())
+    j2 = json.loads((two.out / "repart-output.json").read_text())
+    assert j1[1]["roothash"] == j2[2]["roothash"]
+    assert [p.uuid for p in i1.partitions] == [p.uuid for p in i2.partitions[1:]]
+    for a, b in zip(i1.partitions, i2.partitions[1:]):
+        assert a.size == b.size, (a, b)
+        assert imagecheck.range_sha256(one.image_file, a.offset, a.size) == \
+            imagecheck.range_sha256(two.image_file, b.offset, b.size), (a, b)
+    # The split file is the partition.
+    assert imagecheck.file_sha256(one.out / "stage1.store.raw") == \
+        imagecheck.range_sha256(one.image_file, i1.partitions[0].offset, i1.partitions[0].size)
+    # The earlier image is an input of the later derivation (its context).
+    drv = nix.show_derivation(two.drv)
+    assert any(str(one.drv) == d for d in drv["inputDrvs"]), drv["inputDrvs"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ('CopyBlocks = "auto";', r'CopyBlocks: "auto" copies the running system\'s partition'),
+    ('CopyBlocks = "/etc/passwd";', r'CopyBlocks: the source "/etc/passwd" is a string without store context'),
+    ('CopyBlocks = "${sys.config}"; Format = "ext4";',
+     r'CopyBlocks: the partition\'s bytes are the file\'s; Format'),
+])
+def test_copy_blocks_refusals(nix, config, message):
+    nix.write("system.nix", SYSTEM)
+    f = nix.write("bad.nix", 'let sys = import ./system.nix; in builtins.repartImage { name = "bad"; '
+                  f'partitions.a.repartConfig = {{ Type = "linux-generic"; {config} }}; }}\n')
+    r = nix.eval(f"(import {f}).drvPath")
+    assert_eval_error(r)
+    assert re.search(message, r.stderr), r.stderr
