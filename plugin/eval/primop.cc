@@ -568,7 +568,8 @@ The argument is the attribute set `image.repart` takes:
 const char *const repartImageDocTail = R"(), `CopyFiles`,
     `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`, `ReadOnly`,
     `GrowFileSystem`, `SplitName`, `Verity` (`data`, `hash`),
-    `VerityMatchKey`, `VerityDataBlockSizeBytes`, `VerityHashBlockSizeBytes`;
+    `VerityMatchKey`, `VerityDataBlockSizeBytes`, `VerityHashBlockSizeBytes`,
+    `CopyBlocks`;
     values are strings, integers, Booleans, or lists of strings for
     `CopyFiles` and `MakeDirectories`.
   - `contents.<target>.source`: copied to `<target>`: a path (added to the
