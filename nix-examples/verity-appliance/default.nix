@@ -54,8 +54,11 @@ let
     '';
   };
 
-  # Stage 1: the store and its hash tree.  Weight = 0: each partition is
-  # exactly what it holds, here and in the image.
+  # Stage 1: the store and its hash tree.  Weight = 0: no share of free
+  # space by weight; what the GPT's rounding leaves goes to the first
+  # partition that can grow (systemd-repart's rule): the store partition here
+  # (it is zeros after the file system, and CopyBlocks= carries them over),
+  # the ESP in the image, so that the hash partition has the same size in both.
   intermediate = builtins.repartImage {
     name = "verity-store";
     split = true;
