@@ -102,6 +102,34 @@ let
       '' ];
     };
 
+    # veritysetup (Debian's cryptsetup-bin) with the shared libraries it
+    # needs and their dynamic loader, at the paths it finds them by
+    # (bin/veritysetup, lib/x86_64-linux-gnu/…, lib64/ld-linux-x86-64.so.2):
+    # what the initrd of an image whose store is protected by dm-verity adds
+    # (Debian's kernel has no CONFIG_DM_INIT, so the device is set up from
+    # user space).  Read from the host when built, as debianBootFiles.
+    debianVeritysetup = derivation {
+      name = "debian-veritysetup";
+      inherit system;
+      builder = "/bin/sh";
+      args = [ "-c" ''
+        PATH=/usr/bin:/bin:/usr/sbin:/sbin
+        set -eu
+        v=$(command -v veritysetup) || { echo "debian-veritysetup: no veritysetup: apt-get install cryptsetup-bin (and build with sandbox = false)" >&2; exit 1; }
+        mkdir -p $out/bin
+        cp "$v" $out/bin/veritysetup
+        # Each library ldd resolves (and the loader), under the same path.
+        for lib in $(ldd "$v" | sed -n 's/.*=> \(\/[^ ]*\) .*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) .*/\1/p' | sort -u); do
+          real=$(readlink -f "$lib")
+          mkdir -p $out$(dirname "$lib")
+          cp "$real" $out$lib
+        done
+        if command -v dpkg-query >/dev/null; then
+          dpkg-query -W cryptsetup-bin > $out/debian-packages
+        fi
+      '' ];
+    };
+
     # busybox alone in a store path, with its applets (bin/sh, bin/cat, …) as
     # symbolic links: the only program an image's closure needs.
     busybox = derivation {
@@ -132,14 +160,22 @@ let
     #
     #   root=PARTLABEL=<name>   mount the partition with this GPT name at /sysroot
     #   nri.store=<name>        mount the partition with this GPT name at /nix/store
+    #   nri.fstype=<type>       their file system (default ext4)
+    #   usrhash=<hex>           the store partition is the data of a dm-verity
+    #   nri.verity=<name>       pair, this the hash partition's GPT name, and
+    #                           the hex its root hash: veritysetup opens it and
+    #                           the verified device is mounted instead
     #   nri.run=<program>       run it (chrooted into /sysroot when there is a
     #                           root), then power off
     #   nri.shell               on failure, start a shell instead of powering off
     #
-    # Everything is mounted read-only.
-    initrd = derivation {
+    # Everything is mounted read-only.  `extra`: a store path whose tree is
+    # added to the initrd's (debianVeritysetup).
+    initrd = mkInitrd { };
+    mkInitrd = { extra ? null }: derivation {
       name = "initrd";
       inherit system;
+      extra = if extra == null then "" else extra;
       boot = debianBootFiles;
       init = ./initrd-init.sh;
       builder = "/bin/sh";
@@ -154,6 +190,10 @@ let
         cp $init $root/init
         chmod 0755 $root/init
         (cd $boot/lib/modules/$kver && cp -r --no-preserve=mode . $root/lib/modules/$kver/)
+        if [ -n "$extra" ]; then
+          (cd $extra && cp -r --no-preserve=ownership . $root/)
+          chmod -R u+w $root
+        fi
         find $root -exec touch -h -d @1 {} +
         mkdir -p $out
         (cd $root && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
@@ -165,9 +205,14 @@ let
     # the initrd, the command line and an os-release added as PE sections,
     # each at the next page after the one before (systemd-stub(7), "objcopy"
     # in systemd 252's documentation; Debian 12 has no ukify).
-    mkUki = { name, cmdline, initrd ? null, osRelease ? "" }: derivation {
+    #
+    # usrhashFrom: a repart-output.json (an earlier image's) whose Verity=hash
+    # partition's root hash is added to the command line as usrhash=, when
+    # this derivation is built: no import from derivation.
+    mkUki = { name, cmdline, initrd ? null, osRelease ? "", usrhashFrom ? null }: derivation {
       name = "${name}-uki";
       inherit system cmdline;
+      usrhashFrom = if usrhashFrom == null then "" else usrhashFrom;
       initrd = if initrd != null then initrd else self.initrd;
       boot = debianBootFiles;
       osRelease = if osRelease != "" then osRelease else ''
@@ -181,6 +226,13 @@ let
         set -eu
         stub=$boot/efi/linuxx64.efi.stub
         mkdir -p $out
+        if [ -n "$usrhashFrom" ]; then
+          # 252's JSON: "roothash" : "<hex>" on the hash partition, null elsewhere.
+          rh=$(grep -o '"roothash" : "[0-9a-f]*"' "$usrhashFrom" | cut -d '"' -f 4)
+          [ "$(printf '%s\n' "$rh" | wc -l)" = 1 ] && [ ''${#rh} = 64 ] \
+            || { echo "mkUki: no single root hash in $usrhashFrom" >&2; exit 1; }
+          cmdline="$cmdline usrhash=$rh"
+        fi
         printf '%s' "$cmdline" > $out/cmdline
         printf '%s' "$osRelease" > $out/os-release
         # The stub's sections end at the largest VMA + size.

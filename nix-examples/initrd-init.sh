@@ -11,11 +11,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 
-root_label= store_label= run= shell=
+root_label= store_label= run= shell= fstype=ext4 usrhash= verity_label=
 for arg in $(cat /proc/cmdline); do
   case $arg in
     root=PARTLABEL=*) root_label=${arg#root=PARTLABEL=} ;;
     nri.store=*) store_label=${arg#nri.store=} ;;
+    nri.fstype=*) fstype=${arg#nri.fstype=} ;;
+    usrhash=*) usrhash=${arg#usrhash=} ;;
+    nri.verity=*) verity_label=${arg#nri.verity=} ;;
     nri.run=*) run=${arg#nri.run=} ;;
     nri.shell) shell=1 ;;
   esac
@@ -49,10 +52,22 @@ partition() {
   return 1
 }
 
-# $1: GPT partition name, $2: mount point.
+# $1: GPT partition name, $2: mount point.  With usrhash= and nri.verity=,
+# the partition is the data of a dm-verity pair: veritysetup (from the
+# initrd's extra tree) checks the hash partition's superblock against the
+# root hash and maps the data through dm-verity, and the mapped device is
+# mounted: every block read is checked, a changed one reads as an I/O error.
 mount_partition() {
   dev=$(partition "$1") || fail "no partition named $1"
-  mount -t ext4 -o ro "$dev" "$2" || fail "cannot mount $dev ($1) at $2"
+  if [ -n "$usrhash" ]; then
+    [ -n "$verity_label" ] || fail "usrhash= without nri.verity="
+    hash=$(partition "$verity_label") || fail "no partition named $verity_label"
+    mkdir -p /run/cryptsetup
+    veritysetup open "$dev" nri-verity "$hash" "$usrhash" || fail "veritysetup open $dev $hash failed"
+    echo "nri-initrd: opened $dev ($1) with dm-verity, hash tree on $hash ($verity_label)"
+    dev=/dev/mapper/nri-verity
+  fi
+  mount -t "$fstype" -o ro "$dev" "$2" || fail "cannot mount $dev ($1) at $2"
   echo "nri-initrd: mounted $dev ($1) at $2, read-only"
 }
 

@@ -31,6 +31,12 @@
 
 /* systemd-repart 252's EXT4_MINIMAL_SIZE. */
 #define NRI_EXT4_MIN_SIZE (UINT64_C(1024) * 1024)
+/* mkswap refuses fewer than 10 pages of 4096 bytes ("swap space needs to be
+ * at least 40 KiB"). */
+#define NRI_SWAP_MIN_SIZE (UINT64_C(10) * 4096)
+/* A swap header keeps 16 bytes of label; systemd-repart gives mkswap at most
+ * 15 (mangle_linux_fs_label()), so that it stays NUL-terminated. */
+#define NRI_SWAP_LABEL_MAX 15
 
 /* clang-format off */
 #define NRI_FILE_SYSTEMS(FS)                                                                                \
@@ -43,7 +49,16 @@
            .holds_files = true,                                                                             \
            .names = &nri_fat_name_rules,                                                                    \
            .label_problem = nri_fat_label_problem,                                                          \
-           .volume_id = true)
+           .volume_id = true)                                                                               \
+        FS(EROFS, erofs,                                                                                    \
+           .read_only = true,                                                                               \
+           .holds_files = true)                                                                             \
+        FS(SQUASHFS, squashfs,                                                                              \
+           .read_only = true,                                                                               \
+           .holds_files = true)                                                                             \
+        FS(SWAP, swap,                                                                                      \
+           .min_size = NRI_SWAP_MIN_SIZE,                                                                   \
+           .label_problem = nri_swap_label_problem)
 /* clang-format on */
 
 #define NRI_FS_ENUM_(id, stem, ...) NRI_FORMAT_##id,
@@ -122,3 +137,4 @@ uint64_t nri_format_min_size(nri_format f);
 extern const char *const nri_ext4_existing[];
 extern const nri_name_rules nri_fat_name_rules;
 const char *nri_fat_label_problem(nri_arena *a, const char *label);
+const char *nri_swap_label_problem(nri_arena *a, const char *label);

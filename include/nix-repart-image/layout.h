@@ -44,6 +44,10 @@ typedef struct nri_layout_part {
          * partition's minimum like CopyBlocks= does in systemd-repart; more
          * than SizeMaxBytes= allows is an error. */
         uint64_t content_min;
+        /* No 10 MiB default for an unset SizeMinBytes=: a minimized read-only
+         * file system or hash tree cannot use more than its content (newer
+         * systemd-repart's partition_min_size(); 252 had no Minimize=). */
+        bool no_default_min;
 
         /* Out. */
         bool dropped; /* by Priority=: not in the table, not in the JSON */

@@ -19,11 +19,12 @@
  *                                each partition with storePaths
  *   repartSpec                   the spec below
  *
- * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added nixPathRegistration).  Sizes are bytes as JSON
+ * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added nixPathRegistration and the dm-verity
+ * fields).  Sizes are bytes as JSON
  * integers below 2^53; a size that is not set is null; UUIDs are lower-case
  * 8-4-4-4-12 text:
  *
- *   { "specVersion": 1,
+ *   { "specVersion": 2,
  *     "name": "image", "version": null | "1.0",
  *     "imageFile": "image.raw",            name[_version].raw
  *     "seed": "<uuid>" | null,             null: drawn at random at evaluation
@@ -76,10 +77,23 @@
  *         "closure": "closure-0" | null,   key of exportReferencesGraph;
  *                                          null when storePaths is empty
  *         "nixStorePrefix": "/nix/store",
- *         "nixPathRegistration": false }  true: the builder writes the
+ *         "nixPathRegistration": false,   true: the builder writes the
  *                                          closure's registration at
  *                                          /nix-path-registration (needs
- *                                          storePaths) ] }
+ *                                          storePaths)
+ *         "verity": "off" | "data" | "hash",  Verity=
+ *         "verityMatchKey": "usr" | null,  VerityMatchKey=; null with
+ *                                          verity off
+ *         "verityDataBlockSize": n|null,   for "hash": the tree's block
+ *         "verityHashBlockSize": n|null,   sizes (512-4096); null otherwise
+ *         "uuidFromRootHash": b,           a pair's partition without UUID=:
+ *                                          its GPT UUID is the root hash's
+ *                                          first (data) or second (hash)
+ *                                          half, "uuid" the seed-derived one
+ *                                          "fsUuid" derives from
+ *         "copyBlocks": "/nix/store/…" | null }  ] }
+ *                                          CopyBlocks=: a file inside a
+ *                                          store path, the partition's bytes
  *
  * The builder refuses a specVersion it does not know.  A change that an older
  * builder would misread increments NRI_SPEC_VERSION. */

@@ -35,6 +35,22 @@ typedef enum nri_minimize {
         _NRI_MINIMIZE_INVALID = -EINVAL,
 } nri_minimize;
 
+/* Verity= (dm-verity): off, the data partition of a pair, or its hash
+ * partition.  "signature" needs a private key at build time and is refused
+ * at evaluation. */
+typedef enum nri_verity {
+        NRI_VERITY_OFF,
+        NRI_VERITY_DATA,
+        NRI_VERITY_HASH,
+        _NRI_VERITY_MAX,
+        _NRI_VERITY_INVALID = -EINVAL,
+} nri_verity;
+
+/* The block sizes a hash tree may use (VerityDataBlockSizeBytes=,
+ * VerityHashBlockSizeBytes=): powers of two in this range. */
+#define NRI_VERITY_BLOCK_MIN 512
+#define NRI_VERITY_BLOCK_MAX 4096
+
 typedef enum nri_compression {
         NRI_COMPRESSION_NONE,
         NRI_COMPRESSION_ZSTD,
@@ -44,6 +60,7 @@ typedef enum nri_compression {
 } nri_compression;
 
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);       /* "off", "best", "guess" */
+NRI_DECLARE_STRING_TABLE_LOOKUP(nri_verity, nri_verity);           /* "off", "data", "hash" */
 NRI_DECLARE_STRING_TABLE_LOOKUP(nri_compression, nri_compression); /* "zstd", "xz"; NONE: NULL */
 /* The levels `compression.level` takes for an algorithm (zstd 1-19, xz
  * 0-9) and its default (NixOS's: 3); -EINVAL for NRI_COMPRESSION_NONE.
@@ -90,6 +107,21 @@ typedef struct nri_partition {
         /* Write the closure's registration (nix-store --load-db's format)
          * at /nix-path-registration of the file system. */
         bool nix_path_registration;
+
+        /* dm-verity (issue 14).  A data and a hash partition with the same
+         * match key are a pair; the hash partition holds the data
+         * partition's hash tree with these block sizes (NRI_SIZE_UNSET for
+         * the others). */
+        nri_verity verity;
+        const char *verity_match_key; /* NULL when verity is off */
+        uint64_t verity_data_block_size, verity_hash_block_size;
+        /* No UUID= on a partition of a pair: its GPT UUID is half of the root
+         * hash, known only once built (uuid is then the seed-derived one, which
+         * fs_uuid derives from). */
+        bool uuid_from_root_hash;
+        /* CopyBlocks= (issue 14): a file in the store whose bytes are the
+         * partition's, or NULL. */
+        const char *copy_blocks;
 } nri_partition;
 
 typedef struct nri_spec {
@@ -120,6 +152,12 @@ static inline nri_layout_part nri_spec_layout_part(const nri_partition *p) {
             .weight = p->weight,
             .padding_weight = p->padding_weight,
             .priority = p->priority,
+            /* Minimize= (253 on) sizes a read-only file system or a hash tree
+             * exactly; without it, 252's 10 MiB default stays. */
+            .no_default_min = (p->minimize != NRI_MINIMIZE_OFF &&
+                               ((nri_fs_type_of(p->format) && nri_fs_type_of(p->format)->read_only) ||
+                                p->verity == NRI_VERITY_HASH)) ||
+                              (p->copy_blocks && p->verity != NRI_VERITY_OFF),
         };
 }
 

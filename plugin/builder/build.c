@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "copy-blocks.h"
 #include "fs.h"
 #include "gpt.h"
 #include "log.h"
@@ -23,6 +24,7 @@
 #include "output-json.h"
 #include "plan.h"
 #include "registration.h"
+#include "verity.h"
 
 /* Everything one build owns. */
 typedef struct build {
@@ -39,6 +41,8 @@ typedef struct build {
         const char **split_names; /* one per partition: its split file's name, or NULL */
         const char **split_files;
         size_t n_split_files;
+        const char **roothash; /* one per partition: a Verity=hash partition's root hash (hex), or NULL */
+        bool has_verity;
 } build;
 
 static const char *partition_name(const nri_partition *p) {
@@ -251,9 +255,106 @@ static int name_split_files(build *b) {
         return r;
 }
 
+/* ---- dm-verity pairs ---------------------------------------------------- */
+
+/* The Verity=data partition with the hash partition's match key (the spec
+ * checker made sure there is exactly one). */
+static size_t verity_data_of(const build *b, size_t hash) {
+        const nri_partition *h = &b->spec->partitions[hash];
+
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *p = &b->spec->partitions[i];
+
+                if (p->verity == NRI_VERITY_DATA && strcmp(p->verity_match_key, h->verity_match_key) == 0)
+                        return i;
+        }
+        return SIZE_MAX;
+}
+
+static void verity_options(const build *b, const nri_partition *h, nri_verity_options *o) {
+        *o = (nri_verity_options){
+            .data_block_size = (uint32_t)h->verity_data_block_size,
+            .hash_block_size = (uint32_t)h->verity_hash_block_size,
+            .what = nri_printf(b->a, "partition %s", h->id),
+        };
+        nri_verity_derive(&b->spec->seed, o);
+}
+
+/* What a hash partition must hold for its data partition of `data_size`
+ * bytes. */
+static int verity_hash_size(const build *b, size_t hash, uint64_t data_size, uint64_t *ret) {
+        nri_verity_options o;
+        int r;
+
+        verity_options(b, &b->spec->partitions[hash], &o);
+        r = nri_verity_hash_size(data_size, &o, ret);
+        if (r < 0)
+                log_error("partition %s: no hash tree for %" PRIu64 " bytes of data",
+                          partition_name(&b->spec->partitions[hash]), data_size);
+        return r;
+}
+
+/* Before the layout: a data partition with SizeMaxBytes= bounds the tree,
+ * and a hash partition without SizeMinBytes= takes that bound as its
+ * minimum (systemd-repart's context_update_verity_size()). */
+static int verity_bound_sizes(build *b) {
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *h = &b->spec->partitions[i];
+                size_t d;
+                uint64_t sz;
+                int r;
+
+                if (h->verity != NRI_VERITY_HASH)
+                        continue;
+                b->has_verity = true;
+                d = verity_data_of(b, i);
+                if (h->size_min != NRI_SIZE_UNSET || b->spec->partitions[d].size_max == NRI_SIZE_UNSET)
+                        continue;
+                r = verity_hash_size(b, i, b->spec->partitions[d].size_max, &sz);
+                if (r < 0)
+                        return r;
+                b->layout[i].content_min = sz > b->layout[i].content_min ? sz : b->layout[i].content_min;
+        }
+        return 0;
+}
+
+/* After a layout: does every hash partition hold its data partition's
+ * tree?  One with Minimize= that does not is raised to it (*ret_again: lay
+ * out again); one without is an error, as in systemd-repart. */
+static int verity_check_sizes(build *b, bool *ret_again) {
+        *ret_again = false;
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                const nri_partition *h = &b->spec->partitions[i];
+                size_t d;
+                uint64_t need;
+                int r;
+
+                if (h->verity != NRI_VERITY_HASH || b->layout[i].dropped)
+                        continue;
+                d = verity_data_of(b, i);
+                r = verity_hash_size(b, i, b->layout[d].size, &need);
+                if (r < 0)
+                        return r;
+                if (need <= b->layout[i].size)
+                        continue;
+                if (h->minimize == NRI_MINIMIZE_OFF) {
+                        log_error(
+                            "partition %s: the hash tree of partition %s (%" PRIu64 " bytes) needs %" PRIu64
+                            " bytes, the partition has %" PRIu64 ": raise its SizeMinBytes= or set "
+                            "Minimize = \"best\"",
+                            h->id, b->spec->partitions[d].id, b->layout[d].size, need, b->layout[i].size);
+                        return -ENOSPC;
+                }
+                b->layout[i].content_min = need;
+                *ret_again = true;
+        }
+        return 0;
+}
+
 static int lay_out(build *b) {
         size_t failed = SIZE_MAX;
         nri_error err = {0};
+        bool again = true;
         int r;
 
         b->layout = nri_alloc(b->a, sizeof(nri_layout_part) * b->spec->n_partitions);
@@ -261,19 +362,38 @@ static int lay_out(build *b) {
                 nri_layout_part *l = &b->layout[i];
 
                 *l = nri_spec_layout_part(&b->spec->partitions[i]);
-                r = nri_fs_min_size(&b->fs[i], &l->content_min);
+                if (b->spec->partitions[i].copy_blocks)
+                        r = nri_copy_blocks_size(b->spec->store_dir, b->spec->partitions[i].copy_blocks,
+                                                 b->fs[i].what, &l->content_min);
+                else
+                        r = nri_fs_min_size(&b->fs[i], &l->content_min);
                 if (r < 0)
                         return r;
         }
-        r = nri_layout_compute(b->layout, b->spec->n_partitions, b->spec->sector_size, b->spec->image_size,
-                               &b->disk, &failed, b->a, &err);
-        if (r < 0) {
-                if (failed < b->spec->n_partitions)
-                        log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]),
-                                  err.message);
-                else
-                        log_error("%s", err.message);
+        r = verity_bound_sizes(b);
+        if (r < 0)
                 return r;
+        /* A hash partition's minimum depends on its data partition's size,
+         * which the layout decides: lay out until both agree (raising a
+         * minimum only takes space from the weights, so this ends). */
+        for (int round = 0; again; round++) {
+                if (round == 8) {
+                        log_error("the hash partitions' sizes do not settle; set SizeMinBytes= on them");
+                        return -ELOOP;
+                }
+                r = nri_layout_compute(b->layout, b->spec->n_partitions, b->spec->sector_size,
+                                       b->spec->image_size, &b->disk, &failed, b->a, &err);
+                if (r < 0) {
+                        if (failed < b->spec->n_partitions)
+                                log_error("partition %s: %s", partition_name(&b->spec->partitions[failed]),
+                                          err.message);
+                        else
+                                log_error("%s", err.message);
+                        return r;
+                }
+                r = verity_check_sizes(b, &again);
+                if (r < 0)
+                        return r;
         }
         return name_split_files(b);
 }
@@ -293,6 +413,7 @@ static void describe_file_systems(build *b) {
                     .plan = &b->plans[i],
                     .what = nri_printf(b->a, "partition %s", partition_name(p)),
                     .mtools = b->o->mtools,
+                    .tmp_dir = b->o->out,
                     .verbose = b->o->verbose,
                 };
         }
@@ -307,9 +428,55 @@ static int write_file_systems(build *b) {
                 b->fs[i].image = b->partial;
                 b->fs[i].offset = b->layout[i].offset;
                 b->fs[i].size = b->layout[i].size;
-                r = nri_fs_write(&b->fs[i]);
+                if (b->spec->partitions[i].copy_blocks)
+                        r = nri_copy_blocks_write(b->spec->store_dir, b->spec->partitions[i].copy_blocks,
+                                                  b->partial, b->fs[i].offset, b->fs[i].size, b->fs[i].what);
+                else
+                        r = nri_fs_write(&b->fs[i]);
                 if (r < 0)
                         return r;
+        }
+        return 0;
+}
+
+/* After the data partitions are written: each hash partition gets its data
+ * partition's hash tree, and the pair without UUID= get the root hash's
+ * halves as partition UUIDs (systemd-repart's partition_format_verity_hash()
+ * and its UUID update). */
+static int write_verity(build *b) {
+        b->roothash = nri_alloc(b->a, sizeof(char *) * b->spec->n_partitions);
+        for (size_t i = 0; i < b->spec->n_partitions; i++) {
+                nri_partition *h = &b->spec->partitions[i], *dp;
+                uint8_t root[NRI_VERITY_ROOT_HASH_SIZE];
+                nri_verity_options o;
+                nri_uuid data_uuid, hash_uuid;
+                char *hex;
+                size_t d;
+                int r;
+
+                if (h->verity != NRI_VERITY_HASH || b->layout[i].dropped)
+                        continue;
+                d = verity_data_of(b, i);
+                dp = &b->spec->partitions[d];
+                verity_options(b, h, &o);
+                if (b->o->verbose)
+                        log_info("partition %s: the hash tree of partition %s", h->id, dp->id);
+                r = nri_verity_write(b->partial, b->layout[d].offset, b->layout[d].size, b->partial,
+                                     b->layout[i].offset, b->layout[i].size, &o, root);
+                if (r < 0) {
+                        log_error("partition %s: writing the hash tree of partition %s failed", h->id,
+                                  dp->id);
+                        return r;
+                }
+                nri_verity_partition_uuids(root, &data_uuid, &hash_uuid);
+                if (dp->uuid_from_root_hash)
+                        dp->uuid = data_uuid;
+                if (h->uuid_from_root_hash)
+                        h->uuid = hash_uuid;
+                hex = nri_alloc(b->a, 2 * sizeof(root) + 1);
+                for (size_t k = 0; k < sizeof(root); k++)
+                        snprintf(hex + 2 * k, 3, "%02x", root[k]);
+                b->roothash[i] = hex;
         }
         return 0;
 }
@@ -375,6 +542,7 @@ static int write_output_json(build *b) {
                     .offset = b->layout[i].offset,
                     .size = b->layout[i].size,
                     .padding = b->layout[i].padding,
+                    .roothash = b->roothash ? b->roothash[i] : NULL,
                 };
         }
         r = nri_output_json_write(nri_printf(b->a, "%s/repart-output.json", b->o->out), image_file_name(b),
@@ -499,8 +667,7 @@ static int compress_outputs(build *b) {
 /* Every file the build writes is new (O_EXCL), in an output directory that
  * is one (not a symlink to one): nothing is written through a name that
  * was there before. */
-static int create_image(build *b) {
-        const char *partial;
+static int create_out_dir(build *b) {
         struct stat st;
 
         if (mkdir(b->o->out, 0755) < 0 && errno != EEXIST) {
@@ -511,6 +678,12 @@ static int create_image(build *b) {
                 log_error("%s: not a directory", b->o->out);
                 return -ENOTDIR;
         }
+        return 0;
+}
+
+static int create_image(build *b) {
+        const char *partial;
+
         b->image = nri_printf(b->a, "%s/%s", b->o->out, nri_spec_image_file_name(b->a, b->spec));
         partial = nri_printf(b->a, "%s.partial", b->image);
         b->fd = open(partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -568,16 +741,25 @@ int nri_build(const nri_build_options *o) {
                 if (r >= 0)
                         describe_file_systems(&b);
         }
+        /* Before the layout: a writer may build a file system aside there to
+         * measure it (fs.h's tmp_dir). */
+        if (r >= 0)
+                r = create_out_dir(&b);
         if (r >= 0)
                 r = lay_out(&b);
         if (r >= 0)
                 r = create_image(&b);
         /* The table first: libfdisk fsync()s the image when it writes one,
-         * which costs nothing while the image is still holes. */
-        if (r >= 0)
+         * which costs nothing while the image is still holes.  With dm-verity
+         * it comes last: the pairs' UUIDs come from their root hashes. */
+        if (r >= 0 && !b.has_verity)
                 r = write_gpt(&b);
         if (r >= 0)
                 r = write_file_systems(&b);
+        if (r >= 0)
+                r = write_verity(&b);
+        if (r >= 0 && b.has_verity)
+                r = write_gpt(&b);
         if (r >= 0)
                 r = finish_image(&b);
         if (r >= 0) {

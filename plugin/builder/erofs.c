@@ -13,6 +13,7 @@
  * The on-disk structures are Linux's fs/erofs/erofs_fs.h; all integers are
  * little-endian. */
 #include "erofs.h"
+#include "fs.h"
 #include "log.h"
 #include "range.h"
 #include "tree.h"
@@ -539,3 +540,36 @@ int nri_erofs_write(const char *image_path, uint64_t offset, uint64_t size, cons
         efs_free(&e);
         return r;
 }
+
+/* ---- the file-system table's writer (fs.h) ---- */
+
+static void erofs_options(const nri_fs_part *fp, nri_erofs_options *ret) {
+        /* No label: systemd-repart gives mkfs.erofs none (the partition's
+         * label is in the GPT). */
+        *ret = (nri_erofs_options){
+            .uuid = fp->p->fs_uuid,
+            .timestamp = fp->plan->mtime,
+            .what = fp->what,
+        };
+}
+
+/* Minimize=best (and guess, which is the same for a read-only format): the
+ * exact size, from a walk that reads no file data. */
+static int best_size(nri_fs_part *fp, uint64_t *ret) {
+        nri_erofs_options o;
+
+        erofs_options(fp, &o);
+        return nri_erofs_size(fp->plan, &o, ret);
+}
+
+static int write_fs(const nri_fs_part *fp) {
+        nri_erofs_options o;
+
+        erofs_options(fp, &o);
+        return nri_erofs_write(fp->image, fp->offset, fp->size, &o, fp->plan);
+}
+
+const nri_fs_writer nri_erofs_fs = {
+    .best_size = best_size,
+    .write = write_fs,
+};

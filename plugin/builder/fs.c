@@ -65,11 +65,13 @@ int nri_fs_min_size(nri_fs_part *fp, uint64_t *ret) {
         *ret = nri_format_min_size(fp->p->format);
         if (!w || fp->p->minimize == NRI_MINIMIZE_OFF)
                 return 0;
-        if (fp->p->minimize == NRI_MINIMIZE_BEST)
+        /* systemd-repart sizes a read-only file system exactly for guess as
+         * for best: it is made once, at its final size. */
+        if (fp->p->minimize == NRI_MINIMIZE_BEST || (fp->type->read_only && w->best_size))
                 return best_size(fp, w, ret);
-        /* Nothing to measure (swap): the partition keeps its size, as
-         * systemd-repart leaves a partition without content. */
-        return w->guess_size ? guess_size(fp, w, ret) : 0;
+        if (!w->guess_size)
+                return 0;
+        return guess_size(fp, w, ret);
 }
 
 int nri_fs_write(const nri_fs_part *fp) {

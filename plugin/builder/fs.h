@@ -26,6 +26,9 @@ typedef struct nri_fs_part {
         const nri_plan *plan;    /* what goes in */
         const char *what;        /* for messages: "partition root" */
         const nri_mtools *mtools;
+        /* A directory for what a writer builds aside (squashfs for
+         * Minimize=): the output directory. */
+        const char *tmp_dir;
         bool verbose; /* progress lines on stderr */
         /* The content's totals, when Minimize= measured them (has_total):
          * what progress lines count against. */
@@ -44,7 +47,9 @@ typedef struct nri_fs_writer {
         /* Minimize=guess: a size of this file system that surely holds
          * content of these totals (nri_plan_measure()); a multiple of 4096.
          * 0 or a negative errno.  NULL for a format that holds no files
-         * (its row's holds_files): Minimize=guess leaves its size alone. */
+         * (its row's holds_files): Minimize=guess leaves its size alone.  A
+         * read-only format's guess is its best_size (systemd-repart treats
+         * both alike for them). */
         int (*guess_size)(const nri_fs_part *fp, const nri_plan_stats *st, uint64_t *ret);
         /* Minimize=best, for a read-only format (its row's read_only) or
          * one whose row says best_size (ext4): the exact size the content

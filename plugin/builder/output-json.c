@@ -31,7 +31,7 @@ static bool add_size(cJSON *o, const char *key, uint64_t value) {
         return cJSON_AddNumberToObject(o, key, (double)value) != NULL;
 }
 
-static cJSON *build_one(const char *image, size_t partno, const nri_output_part *p) {
+static cJSON *build_one(const char *image, size_t partno, const nri_output_part *p, bool roothash) {
         _cleanup_(cJSON_Deletep) cJSON *o = cJSON_CreateObject();
         _cleanup_free_ char *node = NULL;
         bool ok;
@@ -48,6 +48,12 @@ static cJSON *build_one(const char *image, size_t partno, const nri_output_part 
              add_size(o, "old_size", 0) && add_size(o, "raw_size", p->size) &&
              add_size(o, "old_padding", 0) && add_size(o, "raw_padding", p->padding) &&
              add_string(o, "activity", "create");
+        /* 252 shows the column once a hash partition has a root hash: the
+         * hash partition's, null on every other row (its data partition's
+         * too). */
+        if (ok && roothash)
+                ok = p->roothash ? add_string(o, "roothash", p->roothash)
+                                 : cJSON_AddNullToObject(o, "roothash") != NULL;
         if (ok && p->split_path)
                 ok = add_string(o, "split_path", p->split_path);
         if (!ok)
@@ -60,11 +66,14 @@ static cJSON *build_one(const char *image, size_t partno, const nri_output_part 
 
 cJSON *nri_output_json_build(const char *image, const nri_output_part *parts, size_t n) {
         _cleanup_(cJSON_Deletep) cJSON *array = cJSON_CreateArray();
+        bool roothash = false;
 
         if (!array)
                 return NULL;
+        for (size_t i = 0; i < n; i++)
+                roothash = roothash || parts[i].roothash;
         for (size_t i = 0; i < n; i++) {
-                cJSON *o = build_one(image, i, &parts[i]);
+                cJSON *o = build_one(image, i, &parts[i], roothash);
 
                 if (!o || !cJSON_AddItemToArray(array, o)) {
                         cJSON_Delete(o);
@@ -127,6 +136,10 @@ static int print_value(FILE *f, const cJSON *v, unsigned depth) {
 
         if (cJSON_IsString(v)) {
                 print_string(f, v->valuestring);
+                return 0;
+        }
+        if (cJSON_IsNull(v)) {
+                fputs("null", f);
                 return 0;
         }
         if (cJSON_IsNumber(v)) {

@@ -24,6 +24,10 @@ typedef struct nri_output_part {
         const char *uuid;  /* the partition UUID, lower case */
         const char *file;  /* the definition's file name, e.g. "root.conf" */
         uint64_t offset, size, padding;
+        /* A Verity=hash partition's root hash, lower-case hex; NULL for the
+         * others.  When any partition has one, every entry gets "roothash"
+         * after "activity", null where there is none (252's table). */
+        const char *roothash;
         /* A later systemd's "split_path", added after "activity" when not
          * NULL.  Leave NULL for 252's output. */
         const char *split_path;

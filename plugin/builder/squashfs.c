@@ -15,6 +15,7 @@
  *   the directory table, the fragment, export and ID tables; the final
  *     superblock; zeros up to a multiple of 4096. */
 #include "squashfs.h"
+#include "fs.h"
 #include "log.h"
 #include "range.h"
 #include "tree.h"
@@ -218,7 +219,11 @@ static int file_data(void *ctx, const nri_tree *t, uint32_t id, const nri_entry 
                 r = set_slot(w, id, slot);
         if (r < 0)
                 return r;
-        err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL, 0);
+        /* mksquashfs without -always-use-fragments: only a file smaller than
+         * a block goes into a fragment; a larger one keeps its tail as a
+         * short block of its own. */
+        err = sqfs_block_processor_begin_file(w->proc, slot_ptr(w, slot), NULL,
+                                              e->size > w->super.block_size ? SQFS_BLK_DONT_FRAGMENT : 0);
         if (err) {
                 log_error("%s: %s: ", w->what, e->target);
                 return sq_fail(w, err, "starting its data");
@@ -457,6 +462,10 @@ static int finish(sqw *w) {
         if ((err = sqfs_id_table_write(w->ids, &w->out->base, &w->super, w->cmp)))
                 return sq_fail(w, err, "writing the ID table");
         w->super.bytes_used = w->out->size;
+        /* Tails of files larger than a block are not fragments (file_data()),
+         * as mksquashfs's superblock says by default; libsquashfs's fragment
+         * table sets always-use-fragments. */
+        w->super.flags &= ~SQFS_FLAG_ALWAYS_FRAGMENTS;
         if ((err = sqfs_super_write(&w->super, &w->out->base)))
                 return sq_fail(w, err, "writing the superblock");
         used = (w->out->size + NRI_SQUASHFS_PAD - 1) / NRI_SQUASHFS_PAD * NRI_SQUASHFS_PAD;
@@ -620,3 +629,54 @@ void nri_squashfs_image_free(nri_squashfs_image *img) {
         close(img->fd);
         free(img);
 }
+
+/* ---- the file-system table's writer (fs.h) ---- */
+
+static void squashfs_options(const nri_fs_part *fp, nri_squashfs_options *ret) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        /* mksquashfs's defaults, as systemd-repart 252 runs it; the threads
+         * change the time, never the bytes (squashfs.h). */
+        *ret = (nri_squashfs_options){
+            .timestamp = fp->plan->mtime,
+            .workers = cpus > 0 ? (unsigned)(cpus < 8 ? cpus : 8) : 1,
+            .what = fp->what,
+        };
+}
+
+/* Minimize=best (and guess): its size is known only once compressed, so the
+ * file system is built aside, in the output directory (where placing it can
+ * share blocks), and kept for write_fs(). */
+static int best_size(nri_fs_part *fp, uint64_t *ret) {
+        nri_squashfs_options o;
+        nri_squashfs_image *img = NULL;
+        int r;
+
+        squashfs_options(fp, &o);
+        r = nri_squashfs_build(fp->plan, &o, fp->tmp_dir, &img);
+        if (r < 0)
+                return r;
+        fp->state = img;
+        *ret = nri_squashfs_image_size(img);
+        return 0;
+}
+
+static int write_fs(const nri_fs_part *fp) {
+        nri_squashfs_options o;
+
+        if (fp->state)
+                return nri_squashfs_image_place(fp->state, fp->image, fp->offset, fp->size);
+        squashfs_options(fp, &o);
+        return nri_squashfs_write(fp->image, fp->offset, fp->size, &o, fp->plan, NULL);
+}
+
+static void done(nri_fs_part *fp) {
+        nri_squashfs_image_free(fp->state);
+        fp->state = NULL;
+}
+
+const nri_fs_writer nri_squashfs_fs = {
+    .best_size = best_size,
+    .write = write_fs,
+    .done = done,
+};

@@ -9,6 +9,7 @@
  * machines (x86-64, arm64), so they are written little-endian here whatever
  * the builder runs on. */
 #include "swap.h"
+#include "fs.h"
 #include "log.h"
 #include "range.h"
 
@@ -71,3 +72,23 @@ int nri_swap_write(const char *image_path, uint64_t offset, uint64_t size, const
         }
         return r;
 }
+
+/* ---- the file-system table's writer (fs.h) ---- */
+
+/* The label is the partition's, which the evaluator and nri_spec_check()
+ * have checked against the row's label_problem (at most 15 bytes). */
+static int write_fs(const nri_fs_part *fp) {
+        nri_swap_options o = {
+            .uuid = fp->p->fs_uuid,
+            .label = fp->p->label,
+            .what = fp->what,
+        };
+
+        return nri_swap_write(fp->image, fp->offset, fp->size, &o);
+}
+
+/* No guess_size: a swap area has no content to measure, and the partition
+ * keeps its size (systemd-repart skips it when minimizing). */
+const nri_fs_writer nri_swap_fs = {
+    .write = write_fs,
+};

@@ -30,15 +30,13 @@
 
 #include <stdint.h>
 
+#include "nix-repart-image/file-systems.h"
 #include "nix-repart-image/uuid.h"
 
 #define NRI_SWAP_PAGE_SIZE 4096
-/* mkswap refuses fewer than 10 pages ("swap space needs to be at least
- * 40 KiB"). */
-#define NRI_SWAP_MIN_SIZE (UINT64_C(10) * NRI_SWAP_PAGE_SIZE)
-/* The header keeps 16 bytes of label; systemd-repart gives mkswap at most
- * 15, so that it stays NUL-terminated. */
-#define NRI_SWAP_LABEL_MAX 15
+/* NRI_SWAP_MIN_SIZE (mkswap's ten pages) and NRI_SWAP_LABEL_MAX (15 bytes)
+ * are the file-system table's (file-systems.h). */
+_Static_assert(NRI_SWAP_MIN_SIZE == 10 * NRI_SWAP_PAGE_SIZE, "mkswap's minimum is ten pages");
 
 typedef struct nri_swap_options {
         nri_uuid uuid;     /* the header's UUID (printed byte order) */

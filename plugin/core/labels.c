@@ -87,3 +87,17 @@ const char *nri_fat_label_problem(nri_arena *a, const char *label) {
                           "makes them), which %s",
                           nri_quote(a, fat), why);
 }
+
+/* systemd-repart cuts a swap label to 15 bytes of whole characters
+ * (mangle_linux_fs_label()); an image built far from anyone who would notice
+ * the cut refuses it instead, as it refuses FAT labels it cannot keep. */
+const char *nri_swap_label_problem(nri_arena *a, const char *label) {
+        size_t n = strlen(label);
+
+        if (n <= NRI_SWAP_LABEL_MAX)
+                return NULL;
+        return nri_printf(a,
+                          "has %zu bytes and a swap area's label holds at most %d (systemd-repart would cut "
+                          "it); set a shorter Label",
+                          n, NRI_SWAP_LABEL_MAX);
+}

@@ -118,15 +118,16 @@ int nri_layout_disk_geometry(uint32_t sector_size, uint64_t image_size, nri_layo
 }
 
 /* partition_min_size(): a new partition takes at least 4096 bytes, its
- * content, and SizeMinBytes= (10 MiB when unset), the last two rounded up to
- * the grain. */
+ * content, and SizeMinBytes= (10 MiB when unset, unless no_default_min), the
+ * last two rounded up to the grain. */
 static uint64_t min_size_of(const nri_layout_part *p, uint64_t size_min, uint64_t grain) {
         uint64_t sz = NRI_LAYOUT_HARD_MIN_SIZE;
 
         if (p->content_min > 0)
                 sz = max_u64(sz, round_up(p->content_min, grain));
-        return max_u64(
-            round_up(size_min != NRI_LAYOUT_UNSET ? size_min : NRI_LAYOUT_DEFAULT_MIN_SIZE, grain), sz);
+        if (size_min == NRI_LAYOUT_UNSET)
+                size_min = p->no_default_min ? 1 : NRI_LAYOUT_DEFAULT_MIN_SIZE;
+        return max_u64(round_up(size_min, grain), sz);
 }
 
 /* Sets up the constraints of each partition; refuses content that needs more

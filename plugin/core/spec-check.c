@@ -127,11 +127,64 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
         if (fs && !fs->holds_files && content)
                 return bad(k, nri_printf(k->a, "%sformat", w),
                            "%s holds no files, but the partition has content to copy", fs->name);
+        if (p->verity == NRI_VERITY_HASH)
+                return 0; /* it minimizes to its hash tree */
         if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return bad(k, nri_printf(k->a, "%sminimize", w), "needs a file system to minimize");
         if (p->minimize == NRI_MINIMIZE_BEST && !fs->read_only && !fs->best_size)
                 return bad(k, nri_printf(k->a, "%sminimize", w),
                            "\"best\" needs a read-only file system or ext4, which %s is not", fs->name);
+        return 0;
+}
+
+static bool is_block_size(uint64_t v) {
+        return v >= NRI_VERITY_BLOCK_MIN && v <= NRI_VERITY_BLOCK_MAX && !(v & (v - 1));
+}
+
+/* Verity= as the evaluator leaves it: a match key exactly with a mode, the
+ * block sizes exactly on a hash partition, nothing to copy into one, and a
+ * sibling of the other kind (the builder pairs them by the key). */
+static int check_verity(checker *k, const char *w, const nri_spec *s, const nri_partition *p) {
+        bool hash = p->verity == NRI_VERITY_HASH;
+        size_t siblings = 0, same = 0;
+
+        if ((p->verity == NRI_VERITY_OFF) != !p->verity_match_key)
+                return bad(k, nri_printf(k->a, "%sverityMatchKey", w), "set exactly when verity is not off");
+        if (hash != (p->verity_data_block_size != NRI_SIZE_UNSET) ||
+            (hash && !is_block_size(p->verity_data_block_size)))
+                return bad(k, nri_printf(k->a, "%sverityDataBlockSize", w),
+                           "a power of two from 512 to 4096 exactly when verity is \"hash\"");
+        if (hash != (p->verity_hash_block_size != NRI_SIZE_UNSET) ||
+            (hash && !is_block_size(p->verity_hash_block_size)))
+                return bad(k, nri_printf(k->a, "%sverityHashBlockSize", w),
+                           "a power of two from 512 to 4096 exactly when verity is \"hash\"");
+        if (p->uuid_from_root_hash && p->verity == NRI_VERITY_OFF)
+                return bad(k, nri_printf(k->a, "%suuidFromRootHash", w), "true, but verity is off");
+        if (p->copy_blocks && (p->format != NRI_FORMAT_NONE || p->n_contents || p->n_copy_files ||
+                               p->n_make_directories || p->n_store_paths || hash))
+                return bad(k, nri_printf(k->a, "%scopyBlocks", w),
+                           "set, but the partition has a format, content or a hash tree to write");
+        if (hash && (p->format != NRI_FORMAT_NONE || p->n_contents || p->n_copy_files ||
+                     p->n_make_directories || p->n_store_paths))
+                return bad(k, nri_printf(k->a, "%sverity", w),
+                           "\"hash\", but the partition has a format or content");
+        if (p->verity == NRI_VERITY_OFF)
+                return 0;
+        for (size_t i = 0; i < s->n_partitions; i++) {
+                const nri_partition *q = &s->partitions[i];
+
+                if (q == p || !q->verity_match_key || !streq(q->verity_match_key, p->verity_match_key))
+                        continue;
+                if (q->verity == p->verity)
+                        same++;
+                else if (q->priority == p->priority)
+                        siblings++;
+        }
+        if (same || siblings != 1)
+                return bad(k, nri_printf(k->a, "%sverityMatchKey", w),
+                           "%s names %zu partitions of the other kind with its priority and %zu more of its "
+                           "own; a pair is one of each",
+                           nri_quote(k->a, p->verity_match_key), siblings, same);
         return 0;
 }
 
@@ -161,8 +214,6 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
         why = fst && fst->label_problem ? fst->label_problem(k->a, p->label) : NULL;
         if (why)
                 return bad(k, nri_printf(k->a, "%slabel", w), "%s %s", nri_quote(k->a, p->label), why);
-        if (nri_uuid_is_null(&p->uuid))
-                return bad(k, nri_printf(k->a, "%suuid", w), "the null UUID identifies no partition");
         nri_uuid_file_system(&p->uuid, &fs);
         if (!nri_uuid_equal(&fs, &p->fs_uuid))
                 return bad(k, nri_printf(k->a, "%sfsUuid", w),
@@ -207,6 +258,10 @@ static int check_partition(checker *k, const nri_spec *s, size_t i) {
                                 r = bad(k, where, "%s is listed twice", nri_quote(k->a, p->store_paths[j]));
         }
         if (r >= 0)
+                r = check_verity(k, w, s, p);
+        if (r >= 0 && p->copy_blocks)
+                r = check_store_path(k, nri_printf(k->a, "%scopyBlocks", w), p->copy_blocks, false);
+        if (r >= 0)
                 r = check_path(k, nri_printf(k->a, "%snixStorePrefix", w), p->nix_store_prefix);
         return r;
 }
@@ -241,8 +296,8 @@ static int check_top(checker *k, const nri_spec *s) {
                 if (!nri_uuid_equal(&disk, &s->disk_uuid))
                         return bad(k, "diskUuid", "is not the one derived from the seed");
         }
-        if (s->n_partitions == 0 || s->n_partitions > NRI_GPT_ENTRIES)
-                return bad(k, "partitions", "%zu partitions; a GPT holds 1 to %d", s->n_partitions,
+        if (s->n_partitions > NRI_GPT_ENTRIES)
+                return bad(k, "partitions", "%zu partitions; a GPT holds at most %d", s->n_partitions,
                            NRI_GPT_ENTRIES);
         return 0;
 }

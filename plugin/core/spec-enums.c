@@ -11,6 +11,13 @@ static const char *const nri_minimize_table[_NRI_MINIMIZE_MAX] = {
 };
 NRI_DEFINE_STRING_TABLE_LOOKUP(nri_minimize, nri_minimize);
 
+static const char *const nri_verity_table[_NRI_VERITY_MAX] = {
+    [NRI_VERITY_OFF] = "off",
+    [NRI_VERITY_DATA] = "data",
+    [NRI_VERITY_HASH] = "hash",
+};
+NRI_DEFINE_STRING_TABLE_LOOKUP(nri_verity, nri_verity);
+
 static const char *const nri_compression_table[_NRI_COMPRESSION_MAX] = {
     [NRI_COMPRESSION_ZSTD] = "zstd",
     [NRI_COMPRESSION_XZ] = "xz",

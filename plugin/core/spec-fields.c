@@ -550,7 +550,8 @@ static int read_compression(reader *r, const spec_field *f, const cJSON *j, cons
 
 static const field_codec COMPRESSION = {.write = write_compression, .read = read_compression};
 
-/* partitions: a non-empty list of partition objects (fields_partition). */
+/* partitions: a list of partition objects (fields_partition), empty for an
+ * empty GPT. */
 static cJSON *write_partitions(json_builder *b, const spec_field *f, const void *obj) {
         const nri_spec *s = obj;
         cJSON *arr = cJSON_CreateArray();
@@ -569,8 +570,8 @@ static int read_partitions(reader *r, const spec_field *f, const cJSON *j, const
         const cJSON *e;
 
         (void)f;
-        if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) == 0)
-                return bad(r, path, "expected a non-empty list");
+        if (!cJSON_IsArray(j))
+                return bad(r, path, "expected a list");
         s->n_partitions = (size_t)cJSON_GetArraySize(j);
         s->partitions = nri_alloc(r->a, sizeof(nri_partition) * s->n_partitions);
         r->index = 0;
@@ -617,6 +618,15 @@ static const char *arch_to(int v) {
         return nri_arch_to_string(v);
 }
 
+static int verity_from(const char *s) {
+        return nri_verity_from_string(s);
+}
+
+static const char *verity_to(int v) {
+        return nri_verity_to_string(v);
+}
+
+static const string_table verity_names = {.to_string = verity_to, .from_string = verity_from};
 static const string_table format_names = {.to_string = format_to, .from_string = format_from};
 static const string_table minimize_names = {.to_string = minimize_to, .from_string = minimize_from};
 static const string_table arch_names = {.to_string = arch_to, .from_string = arch_from};
@@ -659,6 +669,13 @@ const spec_field spec_fields_partition[] = {
     {.name = "closure", .codec = &CLOSURE},
     {.name = "nixStorePrefix", .codec = &STRING, .offset = P(nix_store_prefix)},
     {.name = "nixPathRegistration", .codec = &BOOL, .offset = P(nix_path_registration)},
+    /* dm-verity (issue 14) */
+    {.name = "verity", .codec = &ENUM, .offset = P(verity), .names = &verity_names},
+    {.name = "verityMatchKey", .codec = &STRING, .offset = P(verity_match_key), .nullable = true},
+    {.name = "verityDataBlockSize", .codec = &SIZE, .offset = P(verity_data_block_size)},
+    {.name = "verityHashBlockSize", .codec = &SIZE, .offset = P(verity_hash_block_size)},
+    {.name = "uuidFromRootHash", .codec = &BOOL, .offset = P(uuid_from_root_hash)},
+    {.name = "copyBlocks", .codec = &STRING, .offset = P(copy_blocks), .nullable = true},
 };
 const size_t spec_n_fields_partition = ELEMENTSOF(spec_fields_partition);
 

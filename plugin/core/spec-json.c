@@ -103,7 +103,12 @@ cJSON *nri_spec_summary_json(const nri_spec *spec) {
         parts = spec_json_add(&b, o, "partitions", cJSON_CreateObject());
         for (size_t i = 0; parts && i < spec->n_partitions; i++) {
                 const nri_partition *p = &spec->partitions[i];
-                spec_json_add(&b, parts, p->id, spec_partition_json(&b, p, true));
+                cJSON *po = spec_json_add(&b, parts, p->id, spec_partition_json(&b, p, true));
+
+                /* A Verity= pair's partition UUID is half of its root hash,
+                 * known only once built: null, not a wrong value. */
+                if (po && p->uuid_from_root_hash)
+                        cJSON_ReplaceItemInObjectCaseSensitive(po, "uuid", cJSON_CreateNull());
         }
         return spec_json_finish(&b, o);
 }

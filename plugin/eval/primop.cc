@@ -567,8 +567,11 @@ The argument is the attribute set `image.repart` takes:
     `SizeMaxBytes`, `PaddingMinBytes`, `PaddingMaxBytes`, `Format` ()";
 const char *const repartImageDocTail = R"(), `CopyFiles`,
     `MakeDirectories`, `Minimize`, `Flags`, `NoAuto`, `ReadOnly`,
-    `GrowFileSystem`, `SplitName`; values are strings, integers, Booleans,
-    or lists of strings for `CopyFiles` and `MakeDirectories`.
+    `GrowFileSystem`, `SplitName`, `Verity` (`data`, `hash`),
+    `VerityMatchKey`, `VerityDataBlockSizeBytes`, `VerityHashBlockSizeBytes`,
+    `CopyBlocks`;
+    values are strings, integers, Booleans, or lists of strings for
+    `CopyFiles` and `MakeDirectories`.
   - `contents.<target>.source`: copied to `<target>`: a path (added to the
     store), a derivation or other set with `outPath` or `__toString` (taken
     as `"${set}"`), or a string naming a store path its own context holds
@@ -587,7 +590,10 @@ const char *const repartImageDocTail = R"(), `CopyFiles`,
 The result is a derivation whose output holds the image and
 `repart-output.json`.  Its attribute `image` tells, at evaluation time, what
 the image will hold: `diskUuid` and, for each partition,
-`partitions.<name>.{partno, type, typeUuid, label, uuid, fsUuid}`.
+`partitions.<name>.{partno, type, typeUuid, label, uuid, fsUuid}`.  The
+`uuid` of a partition with `Verity = "data"` or `"hash"` and no `UUID` is
+`null`: systemd-repart makes it half of the dm-verity root hash, which is
+known only once the image is built (`roothash` in `repart-output.json`).
 
 ```nix
 builtins.repartImage {

@@ -47,23 +47,19 @@ static int key_label(ctx *c, part_state *s, const key_value *kv) {
         return 0;
 }
 
-/* systemd: config_parse_uuid().  "" means unset, as there; "null" (the
- * all-zero UUID there) is refused: it identifies nothing. */
+/* systemd 252: config_parse_uuid().  "" means unset; "null" is the
+ * all-zero UUID, which the partition then has in the GPT (systemd-repart
+ * 252 writes it as given; its file system's UUID still derives from it). */
 static int key_uuid(ctx *c, part_state *s, const key_value *kv) {
         if (!*kv->text) {
                 s->uuid_set = false;
                 return 0;
         }
         if (streq(kv->text, "null"))
-                return FAIL(c, kv->node,
-                            "%s: the null UUID cannot identify a partition; leave UUID unset to derive "
-                            "one from the seed",
-                            kv->path);
-        if (nri_uuid_parse(kv->text, &s->p->uuid) < 0)
+                s->p->uuid = (nri_uuid){0};
+        else if (nri_uuid_parse(kv->text, &s->p->uuid) < 0)
                 return FAIL(c, kv->node, "%s: %s is not a UUID (8-4-4-4-12 or 32 hexadecimal digits)",
                             kv->path, spec_quote(c, kv->text));
-        if (nri_uuid_is_null(&s->p->uuid))
-                return FAIL(c, kv->node, "%s: the null UUID cannot identify a partition", kv->path);
         s->uuid_set = true;
         s->uuid_node = kv->node;
         return 0;
@@ -276,6 +272,142 @@ static int key_make_dirs(ctx *c, part_state *s, const key_value *kv) {
         return 0;
 }
 
+/* CopyBlocks= (issue 14): the partition's bytes from a file in the store,
+ * e.g. a partition an earlier repartImage wrote with split = true.  "auto"
+ * (the running system's partition of this type) means nothing in a build. */
+static int key_copy_blocks(ctx *c, part_state *s, const key_value *kv) {
+        s->copy_blocks_node = kv->node;
+        if (!*kv->text) {
+                s->p->copy_blocks = NULL;
+                return 0;
+        }
+        if (streq(kv->text, "auto"))
+                return FAIL(c, kv->node,
+                            "%s: \"auto\" copies the running system's partition of the same type, and a "
+                            "build has no running system to copy from; give a file in the store, e.g. "
+                            "\"${image}/image.usr.raw\" of an earlier repartImage with split = true",
+                            kv->path);
+        return copy_source(c, kv, kv->text, &s->p->copy_blocks);
+}
+
+/* ---- dm-verity (issue 14) ---- */
+
+/* Verity= (systemd 252 and later): data and hash make a pair with the same
+ * VerityMatchKey=; "signature" would need the signing key in the build. */
+static int key_verity(ctx *c, part_state *s, const key_value *kv) {
+        nri_verity v = nri_verity_from_string(kv->text);
+
+        s->verity_node = kv->node;
+        if (v >= 0) {
+                s->p->verity = v;
+                return 0;
+        }
+        if (streq(kv->text, "signature"))
+                return FAIL(c, kv->node,
+                            "%s: \"signature\" is not supported: systemd-repart signs the root hash with a "
+                            "private key at build time, and a key given to a Nix build ends up readable in "
+                            "the store; sign the roothash of repart-output.json outside the build instead",
+                            kv->path);
+        return FAIL(c, kv->node, "%s: %s is not a verity mode; use \"off\", \"data\" or \"hash\"", kv->path,
+                    spec_quote(c, kv->text));
+}
+
+/* VerityMatchKey=: systemd takes any short string; a name as a file name
+ * component keeps it printable in messages. */
+static int key_verity_match_key(ctx *c, part_state *s, const key_value *kv) {
+        s->match_key_node = kv->node;
+        if (!*kv->text || strlen(kv->text) > 255 || strchr(kv->text, '/'))
+                return FAIL(c, kv->node, "%s: %s is not a match key (1 to 255 bytes, no '/')", kv->path,
+                            spec_quote(c, kv->text));
+        s->p->verity_match_key = kv->text;
+        return 0;
+}
+
+/* VerityDataBlockSizeBytes=, VerityHashBlockSizeBytes= (systemd 255):
+ * parse_size(), a power of two from 512 to 4096. */
+static int key_verity_block_size(ctx *c, part_state *s, const key_value *kv) {
+        uint64_t v;
+
+        s->verity_block_node[kv->arg] = kv->node;
+        if (nri_parse_size(kv->text, 1024, &v) < 0 || v < NRI_VERITY_BLOCK_MIN || v > NRI_VERITY_BLOCK_MAX ||
+            (v & (v - 1)))
+                return FAIL(c, kv->node, "%s: %s is not a block size: a power of two from 512 to 4096",
+                            kv->path, spec_quote(c, kv->text));
+        if (kv->arg)
+                s->p->verity_hash_block_size = v;
+        else
+                s->p->verity_data_block_size = v;
+        return 0;
+}
+
+/* SplitName= with %U names a file after the partition UUID, which for a
+ * pair's partition without UUID= is the root hash's. */
+static bool has_uuid_specifier(const char *f) {
+        for (; f && *f; f++)
+                if (*f == '%' && f[1]) {
+                        if (f[1] == 'U')
+                                return true;
+                        f++;
+                }
+        return false;
+}
+
+/* What systemd-repart's partition_read_definition() refuses for Verity=,
+ * and the block sizes a hash partition gets. */
+int spec_check_verity(ctx *c, part_state *s) {
+        nri_partition *p = s->p;
+        const char *mode = nri_verity_to_string(p->verity);
+
+        if (p->verity != NRI_VERITY_OFF && !p->verity_match_key)
+                return FAIL(c, s->verity_node,
+                            "%s.VerityMatchKey: required with Verity=%s: it names the pair of data and hash "
+                            "partitions",
+                            s->cfg_path, mode);
+        if (p->verity == NRI_VERITY_OFF && p->verity_match_key)
+                return FAIL(c, s->match_key_node, "%s.VerityMatchKey: only with Verity=data or Verity=hash",
+                            s->cfg_path);
+        for (int i = 0; i < 2; i++)
+                if (s->verity_block_node[i] && p->verity != NRI_VERITY_HASH)
+                        return FAIL(c, s->verity_block_node[i],
+                                    "%s.Verity%sBlockSizeBytes: only with Verity=hash, whose hash tree it "
+                                    "shapes",
+                                    s->cfg_path, i ? "Hash" : "Data");
+        if (p->verity == NRI_VERITY_HASH && (s->format_node || p->copy_blocks || p->n_copy_files ||
+                                             p->n_make_directories || p->n_contents || p->n_store_paths))
+                return FAIL(c, s->verity_node,
+                            "%s.Verity: a Verity=hash partition holds the hash tree of its data partition; "
+                            "Format, CopyBlocks, CopyFiles, MakeDirectories, contents and storePaths cannot "
+                            "fill it",
+                            s->cfg_path);
+        /* systemd-repart: CopyBlocks= gives all the bytes. */
+        if (p->copy_blocks && (s->format_node || p->n_copy_files || p->n_make_directories || p->n_contents ||
+                               p->n_store_paths))
+                return FAIL(c, s->copy_blocks_node,
+                            "%s.CopyBlocks: the partition's bytes are the file's; Format, CopyFiles, "
+                            "MakeDirectories, contents and storePaths cannot be combined with it",
+                            s->cfg_path);
+        if (p->copy_blocks && p->minimize != NRI_MINIMIZE_OFF)
+                return FAIL(c, s->minimize_node,
+                            "%s.Minimize: a CopyBlocks= partition is as large as its file already",
+                            s->cfg_path);
+        if (p->verity == NRI_VERITY_HASH) {
+                /* systemd: the file-system sector size, which is the image's
+                 * when given (NixOS always gives it: sectorSize). */
+                if (p->verity_data_block_size == NRI_SIZE_UNSET)
+                        p->verity_data_block_size = c->spec->sector_size;
+                if (p->verity_hash_block_size == NRI_SIZE_UNSET)
+                        p->verity_hash_block_size = c->spec->sector_size;
+        }
+        p->uuid_from_root_hash = p->verity != NRI_VERITY_OFF && !s->uuid_set;
+        if (p->uuid_from_root_hash && has_uuid_specifier(p->split_name))
+                return FAIL(c, s->split_node ? s->split_node : s->verity_node,
+                            "%s.SplitName: %%U names the file after the partition UUID, which for a "
+                            "Verity=%s partition without UUID= is half of the root hash, known only once "
+                            "built; set UUID or use another specifier",
+                            s->cfg_path, mode);
+        return 0;
+}
+
 /* Minimize= (systemd 253 and later; NixOS passes it): off, best, guess, or
  * a boolean meaning best/off. */
 static int key_minimize(ctx *c, part_state *s, const key_value *kv) {
@@ -370,30 +502,23 @@ static const repart_key repart_keys[] = {
     {"ReadOnly", key_tristate, TRI_READ_ONLY, false},
     {"GrowFileSystem", key_tristate, TRI_GROWFS, false},
     {"SplitName", key_split_name, 0, false},
+    {"Verity", key_verity, 0, false},
+    {"VerityMatchKey", key_verity_match_key, 0, false},
+    {"VerityDataBlockSizeBytes", key_verity_block_size, 0, false},
+    {"VerityHashBlockSizeBytes", key_verity_block_size, 1, false},
+    {"CopyBlocks", key_copy_blocks, 0, false},
 };
 
 /* The [Partition] settings of systemd-repart (252 to 257) that this builtin
  * does not implement. */
 static const char *const repart_keys_later[] = {
-    "AddValidateFS",
-    "CopyBlocks",
-    "Compression",
-    "CompressionLevel",
-    "DefaultSubvolume",
-    "Encrypt",
-    "EncryptedVolume",
-    "ExcludeFiles",
-    "ExcludeFilesTarget",
-    "FactoryReset",
-    "MakeSymlinks",
-    "MountPoint",
-    "Subvolumes",
-    "SupplementFor",
-    "Verity",
-    "VerityDataBlockSizeBytes",
-    "VerityHashBlockSizeBytes",
-    "VerityMatchKey",
-    NULL,
+    "AddValidateFS",    "Compression",
+    "CompressionLevel", "DefaultSubvolume",
+    "Encrypt",          "EncryptedVolume",
+    "ExcludeFiles",     "ExcludeFilesTarget",
+    "FactoryReset",     "MakeSymlinks",
+    "MountPoint",       "Subvolumes",
+    "SupplementFor",    NULL,
 };
 
 static const char *const *repart_key_names(ctx *c) {
@@ -540,6 +665,9 @@ int spec_check_format(ctx *c, part_state *s) {
                             "%s.Format: %s holds no files; contents, storePaths, CopyFiles and "
                             "MakeDirectories cannot fill it",
                             s->cfg_path, fs->name);
+        /* A Verity=hash partition minimizes to its hash tree. */
+        if (p->verity == NRI_VERITY_HASH)
+                return 0;
         if (p->minimize != NRI_MINIMIZE_OFF && !fs)
                 return FAIL(c, s->minimize_node,
                             "%s.Minimize: needs a file system to minimize; set Format too", s->cfg_path);

@@ -10,4 +10,7 @@ int spec_parse_repart_config(ctx *c, part_state *s);
  * implied Format= and Minimize=, then the flags. */
 int spec_check_ranges(ctx *c, part_state *s);
 int spec_check_format(ctx *c, part_state *s);
+/* Verity=, VerityMatchKey= and the block sizes, on one partition (the pairs
+ * are checked across partitions by spec-args.c). */
+int spec_check_verity(ctx *c, part_state *s);
 int spec_merge_flags(ctx *c, part_state *s);

@@ -51,4 +51,8 @@ typedef struct part_state {
         const nri_node **dir_nodes;     /* where each MakeDirectories= entry was written */
         const nri_node **store_nodes;   /* where each storePaths element was written */
         const nri_node *prefix_node;    /* nixStorePrefix, or NULL */
+        /* Verity=, VerityMatchKey=, VerityDataBlockSizeBytes=,
+         * VerityHashBlockSizeBytes= (issue 14) */
+        const nri_node *verity_node, *match_key_node, *verity_block_node[2];
+        const nri_node *copy_blocks_node; /* CopyBlocks= */
 } part_state;

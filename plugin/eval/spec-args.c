@@ -277,6 +277,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
             .padding_min = NRI_SIZE_UNSET,
             .padding_max = NRI_SIZE_UNSET,
             .split_name = "%t",
+            .verity_data_block_size = NRI_SIZE_UNSET,
+            .verity_hash_block_size = NRI_SIZE_UNSET,
         };
         for (int i = 0; i < _TRI_MAX; i++)
                 s->tri[i] = -1;
@@ -303,6 +305,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
                 r = spec_parse_registration(c, s, pn);
         if (r >= 0)
                 r = spec_check_ranges(c, s);
+        if (r >= 0)
+                r = spec_check_verity(c, s);
         if (r >= 0)
                 r = spec_check_format(c, s);
         if (r >= 0)
@@ -414,6 +418,47 @@ static int check_fs_label(ctx *c, part_state *st, size_t i) {
         return 0;
 }
 
+/* systemd-repart's context_read_definitions(): each Verity= partition has
+ * exactly one sibling of the other kind with its VerityMatchKey=, and the
+ * same Priority= (so that both or neither are dropped). */
+static int check_verity_pairs(ctx *c, part_state *st) {
+        const nri_partition *ps = c->spec->partitions;
+        size_t n = c->spec->n_partitions;
+
+        for (size_t i = 0; i < n; i++) {
+                size_t same = SIZE_MAX, other = SIZE_MAX;
+
+                if (ps[i].verity == NRI_VERITY_OFF)
+                        continue;
+                for (size_t j = 0; j < n; j++) {
+                        if (j == i || ps[j].verity == NRI_VERITY_OFF ||
+                            !streq(ps[j].verity_match_key, ps[i].verity_match_key))
+                                continue;
+                        if (ps[j].verity == ps[i].verity) {
+                                if (same == SIZE_MAX)
+                                        same = j;
+                        } else if (other == SIZE_MAX)
+                                other = j;
+                }
+                if (same != SIZE_MAX)
+                        return FAIL(c, st[i].match_key_node,
+                                    "%s.VerityMatchKey: %s is also that of %s, another Verity=%s partition",
+                                    st[i].cfg_path, spec_quote(c, ps[i].verity_match_key), st[same].path,
+                                    nri_verity_to_string(ps[i].verity));
+                if (other == SIZE_MAX)
+                        return FAIL(c, st[i].match_key_node,
+                                    "%s.VerityMatchKey: no Verity=%s partition has VerityMatchKey %s",
+                                    st[i].cfg_path, ps[i].verity == NRI_VERITY_DATA ? "hash" : "data",
+                                    spec_quote(c, ps[i].verity_match_key));
+                if (ps[other].priority != ps[i].priority)
+                        return FAIL(c, st[i].node,
+                                    "%s.Priority: the partitions of a Verity= pair need the same Priority "
+                                    "(%s has %" PRId32 ", this one %" PRId32 ")",
+                                    st[i].cfg_path, st[other].path, ps[other].priority, ps[i].priority);
+        }
+        return 0;
+}
+
 static int derive_partitions(ctx *c, part_state *st) {
         int r;
 
@@ -423,6 +468,8 @@ static int derive_partitions(ctx *c, part_state *st) {
                         return r;
         }
         r = check_uuids(c, st);
+        if (r >= 0)
+                r = check_verity_pairs(c, st);
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
                 r = acquire_label(c, st, i);
         for (size_t i = 0; r >= 0 && i < c->spec->n_partitions; i++)
@@ -527,8 +574,8 @@ static int parse_partitions(ctx *c, const nri_node *args) {
         r = spec_expect(c, n, "partitions", NRI_ATTRS);
         if (r < 0)
                 return r;
-        if (n->attrs.n == 0)
-                return FAIL(c, n, "partitions: an image needs at least one partition");
+        /* No partitions: an empty GPT, as systemd-repart writes one for an
+         * empty definitions directory. */
         if (n->attrs.n > NRI_GPT_ENTRIES)
                 return FAIL(c, n, "partitions: %zu partitions do not fit in a GPT, which has %d entries",
                             n->attrs.n, NRI_GPT_ENTRIES);

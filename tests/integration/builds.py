@@ -191,6 +191,14 @@ def assert_matches_spec(img: imagecheck.Image, b: Built):
             vid = a["vfatVolumeId"].upper()
             assert part.fs_uuid == f"{vid[:4]}-{vid[4:]}", name
             assert part.fs_label == mangle_fat_label(a["label"]), name
+        elif sp["format"] in ("erofs", "swap"):
+            assert part.fstype == sp["format"], name
+            assert part.fs_uuid == a["fsUuid"], name
+            # systemd-repart gives mkfs.erofs no label; mkswap the partition's.
+            assert part.fs_label == (a["label"] if sp["format"] == "swap" else None), name
+        elif sp["format"] == "squashfs":
+            # SquashFS has neither a UUID nor a label.
+            assert (part.fstype, part.fs_uuid, part.fs_label) == ("squashfs", None, None), name
         else:
             assert sp["format"] is None, f"{name}: no check of format {sp['format']} here"
     assert_output_json(img, b)

@@ -2,7 +2,8 @@
 mounting it (DESIGN.md §6):
 
 - check_image(path): the whole image is clean for sfdisk --verify, sgdisk -v,
-  systemd-dissect, e2fsck -fn (ext4) and fsck.vfat -n (vfat); returns what
+  systemd-dissect, e2fsck -fn (ext4), fsck.vfat -n (vfat), fsck.erofs
+  (erofs), unsquashfs -stat/-lls (squashfs), swaplabel (swap); returns what
   sfdisk and blkid say about it, for the tests to compare with the spec.
   Strict: a tool that prints anything but what it prints for a clean image
   fails it, whatever its exit status.
@@ -14,6 +15,8 @@ mounting it (DESIGN.md §6):
   ours (a GPT *.raw beside repart-output.json) not yet checked.
 - ext4_dump(): the file system's tree, through `debugfs -R 'rdump …'`.
 - vfat_tree(): the file system's files, through `mdir -/ -b` and `mtype`.
+- erofs_extract(), squashfs_extract(): the file system's tree, through
+  `fsck.erofs --extract` and `unsquashfs -d`.
 - assert_same_tree(): a dumped tree has the bytes, modes, owners, times and
   symlink targets of the store paths it was made from.
 """
@@ -250,6 +253,99 @@ def check_vfat(path, part: Partition, scratch: Path):
         f.unlink()
 
 
+def check_erofs(path, part: Partition, scratch: Path):
+    """fsck.erofs finds the partition's EROFS clean (erofs-utils 1.5 exits 0
+    after a bad superblock checksum: its <E>/<W> lines count), and the file
+    system fits its partition."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.erofs")
+    try:
+        p = run("fsck.erofs", f, check=False)
+        out = text(p)
+        assert p.returncode == 0 and "<E>" not in out and "<W>" not in out, \
+            f"fsck.erofs on partition {part.index + 1}: exit {p.returncode}\n{out}"
+        sb = run("dump.erofs", "-s", f).stdout.decode()
+        blocks = int(re.search(r"^Filesystem blocks:\s+(\d+)", sb, re.M).group(1))
+        assert 0 < blocks * 4096 <= part.size, (blocks, part.size)
+    finally:
+        f.unlink()
+
+
+def check_squashfs(path, part: Partition, scratch: Path):
+    """unsquashfs reads the superblock and every directory (-lls), and the
+    file system fits its partition."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.squashfs")
+    try:
+        p = run("unsquashfs", "-stat", f, check=False)
+        assert p.returncode == 0, f"unsquashfs -stat on partition {part.index + 1}: {text(p)}"
+        used = int(re.search(r"^Filesystem size (\d+) bytes", text(p), re.M).group(1))
+        assert used <= part.size, (used, part.size)
+        p = run("unsquashfs", "-lls", f, check=False)
+        assert p.returncode == 0 and "FATAL" not in text(p), text(p)
+    finally:
+        f.unlink()
+
+
+def check_swap(path, part: Partition, scratch: Path):
+    """swaplabel reads the swap header (its label and UUID, which blkid
+    showed too); the area is the whole partition, in 4096-byte pages."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.swap")
+    try:
+        out = run("swaplabel", f).stdout.decode()
+        m = dict(re.findall(r"^(LABEL|UUID):\s*(.*)$", out, re.M))
+        assert m.get("UUID") == part.blkid.get("UUID"), (out, part.blkid)
+        assert m.get("LABEL", "") == part.blkid.get("LABEL", ""), (out, part.blkid)
+        with open(f, "rb") as fh:
+            page = fh.read(4096)
+        assert page[4086:4096] == b"SWAPSPACE2", page[4086:]
+        last_page = struct.unpack_from("<I", page, 1024 + 4)[0]
+        assert last_page == part.size // 4096 - 1, (last_page, part.size)
+    finally:
+        f.unlink()
+
+
+def verity_verify(path, data: Partition, hashp: Partition, roothash: str, scratch: Path, flip=None):
+    """`veritysetup verify` of the data partition against the hash
+    partition's tree and `roothash`; returns the CompletedProcess.  flip:
+    an offset in the data partition whose byte is inverted first (in the
+    copy)."""
+    d = extract(path, data.offset, data.size, scratch / f"partition-{data.index + 1}.verity-data")
+    h = extract(path, hashp.offset, hashp.size, scratch / f"partition-{hashp.index + 1}.verity-hash")
+    try:
+        if flip is not None:
+            with open(d, "r+b") as f:
+                f.seek(flip)
+                b = f.read(1)
+                f.seek(flip)
+                f.write(bytes([b[0] ^ 0xff]))
+        return run("veritysetup", "verify", d, h, roothash, check=False)
+    finally:
+        d.unlink()
+        h.unlink()
+
+
+def check_verity(path, parts, scratch: Path):
+    """Each dm-verity hash partition verifies its data partition with the
+    root hash repart-output.json gives both of them, whose halves are their
+    partition UUIDs unless UUID= set them (then the test checks)."""
+    hashes = [p for p in parts if p.fstype == "DM_verity_hash"]
+    if not hashes:
+        return
+    out = json.loads((Path(path).parent / "repart-output.json").read_text())
+    by_uuid = {e["uuid"]: e for e in out}
+    for h in hashes:
+        rh = by_uuid[h.uuid].get("roothash")
+        assert rh and re.fullmatch(r"[0-9a-f]{64}", rh), by_uuid[h.uuid]
+        # The data partition: the one whose UUID is the root hash's first
+        # half (unless UUID= set it: then the only other Verity partition
+        # type... the test knows; here the halves rule).
+        cands = [p for p in parts if p is not h and p.uuid.replace("-", "") == rh[:32]]
+        if not cands:
+            continue  # UUID= given to the data partition; the test checks it
+        [data] = cands
+        p = verity_verify(path, data, h, rh, scratch)
+        assert p.returncode == 0, f"veritysetup verify {data} {h} {rh}: {text(p)}"
+
+
 def check_dissect(dev, parts):
     """systemd-dissect lists the partitions it knows, with their file systems."""
     p = run("systemd-dissect", "--read-only", "--json=short", dev, check=False)
@@ -334,8 +430,18 @@ def check_image(path, scratch: Path) -> Image:
                 check_ext4(path, part)
             elif part.fstype == "vfat":
                 check_vfat(path, part, scratch)
+            elif part.fstype == "erofs":
+                check_erofs(path, part, scratch)
+            elif part.fstype == "squashfs":
+                check_squashfs(path, part, scratch)
+            elif part.fstype == "swap":
+                check_swap(path, part, scratch)
+            elif part.fstype == "DM_verity_hash":
+                pass  # check_verity() below, with its data partition
             else:
                 assert part.fstype is None, f"partition {part.index + 1}: unexpected {part.fstype}"
+
+        check_verity(path, parts, scratch)
 
         # systemd-dissect 252 takes only images with a root or /usr partition,
         # and one that has a file system it can mount (it mounts it to read
@@ -483,3 +589,28 @@ def assert_same_tree(store_path: str, dumped: Path, times=True):
             raise AssertionError(f"{a}: unexpected file type")
 
     check(store_path, dumped)
+
+
+def erofs_extract(path, part: Partition, dest: Path, scratch: Path) -> Path:
+    """`fsck.erofs --extract=DEST --preserve`: the partition's EROFS, with
+    modes, owners and times, written at dest (which must not exist)."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.erofs-x")
+    try:
+        p = run("fsck.erofs", f"--extract={dest}", "--preserve", f, check=False)
+        out = text(p)
+        assert p.returncode == 0 and "<E>" not in out and "<W>" not in out, out
+    finally:
+        f.unlink()
+    return dest
+
+
+def squashfs_extract(path, part: Partition, dest: Path, scratch: Path) -> Path:
+    """`unsquashfs -d DEST`: the partition's SquashFS, with modes, owners
+    and times, written at dest (which must not exist)."""
+    f = extract(path, part.offset, part.size, scratch / f"partition-{part.index + 1}.squashfs-x")
+    try:
+        p = run("unsquashfs", "-q", "-n", "-d", dest, f, check=False)
+        assert p.returncode == 0, text(p)
+    finally:
+        f.unlink()
+    return dest

@@ -211,7 +211,7 @@ def test_store_partition_boots(nix, tmp_path):
     assert_booted(nix, b, "NRI-BOOT-OK store-partition: hello from the nix-store partition")
 
 
-@pytest.mark.parametrize("name", ["basic", "store-partition", "appliance"])
+@pytest.mark.parametrize("name", ["basic", "store-partition", "appliance", "verity-appliance"])
 def test_flake_builds_the_same_image(nix, name):
     """nix build path:nix-examples#<name> gives the store path nix-build gives."""
     if name != "basic":
@@ -222,3 +222,83 @@ def test_flake_builds_the_same_image(nix, name):
     flake_out = r.json()[0]["outputs"]["out"]
     assert Path(flake_out, f"{name}.raw").is_file()
     assert str(build_example(nix, name)) == flake_out
+
+
+# ---- the verity appliance (issue 14) -----------------------------------------
+
+def verity_appliance(nix):
+    """Builds nix-examples/verity-appliance; returns (image, its JSON by label,
+    the intermediate image's directory)."""
+    out = build_example(nix, "verity-appliance")
+    r = nix.build(EXAMPLES / "verity-appliance", "-A", "intermediate")
+    assert r.returncode == 0, r.stderr
+    return out / "verity-appliance.raw", partitions(out), Path(r.stdout.strip())
+
+
+def test_verity_appliance_is_the_intermediate_image_plus_an_esp(nix):
+    """The store and hash partitions are the intermediate image's byte for
+    byte, and the UKI's usrhash= is their root hash."""
+    require_debian_packages()
+    image, parts, inter = verity_appliance(nix)
+    inter_parts = partitions(inter)
+    import imagecheck
+    for label in ("nix-store", "nix-store-verity"):
+        a, b = parts[label], inter_parts[label]
+        assert a["uuid"] == b["uuid"] and a["raw_size"] == b["raw_size"], (a, b)
+        assert imagecheck.range_sha256(image, a["offset"], a["raw_size"]) == \
+            imagecheck.range_sha256(inter / "verity-store.raw", b["offset"], b["raw_size"])
+    rh = parts["nix-store-verity"]["roothash"]
+    assert rh == inter_parts["nix-store-verity"]["roothash"] and parts["nix-store"]["roothash"] is None
+    uki = esp_file(nix, image, parts["10-esp"] if "10-esp" in parts else parts["esp"], "/EFI/BOOT/BOOTX64.EFI")
+    path = nix.dir / "uki.efi"
+    path.write_bytes(uki)
+    r = subprocess.run(["objcopy", "-O", "binary", "--only-section=.cmdline", str(path), str(nix.dir / "cmdline")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"usrhash={rh}" in (nix.dir / "cmdline").read_text().split()
+
+
+def flip_store_byte(image, parts, marker, dest):
+    """A copy of `image` with one byte of `marker` (text of a store file) in
+    the store partition inverted; returns its path."""
+    store = parts["nix-store"]
+    with open(image, "rb") as f:
+        f.seek(store["offset"])
+        data = f.read(store["raw_size"])
+    i = data.find(marker)
+    assert i >= 0 and data.find(marker, i + 1) < 0, "the marker is not in the store partition exactly once"
+    shutil.copyfile(image, dest)
+    with open(dest, "r+b") as f:
+        f.seek(store["offset"] + i + 5)
+        b = f.read(1)
+        f.seek(store["offset"] + i + 5)
+        f.write(bytes([b[0] ^ 0x01]))
+    return dest
+
+
+def test_verity_appliance_boots(nix, tmp_path):
+    """It boots, the initrd opens the store with dm-verity and the root hash
+    from the UKI's command line, and the program runs from the verified
+    store; a copy with one byte of a store file flipped boots too, but
+    reading that file fails (dm-verity: I/O error)."""
+    require_debian_packages(boot=True)
+    if not shutil.which("veritysetup"):
+        pytest.skip("needs Debian packages: apt-get install cryptsetup-bin")
+    image, parts, _ = verity_appliance(nix)
+    b = boot(tmp_path, image)
+    report_boot_time("verity-appliance", b)
+    rh = parts["nix-store-verity"]["roothash"]
+    assert f"usrhash={rh}" in b.kernel_command_line()
+    assert re.search(r"^nri-initrd: opened /dev/vda\d+ \(nix-store\) with dm-verity", b.console, re.M), b.tail()
+    assert re.search(r"^nri-initrd: mounted /dev/mapper/nri-verity \(nix-store\) at /nix/store, read-only",
+                     b.console, re.M), b.tail()
+    assert_booted(nix, b, "NRI-BOOT-OK verity-appliance: hello from the verified store, "
+                          "line 5000 of the verified store")
+
+    bad = flip_store_byte(image, parts, b"line 2500 of the verified store", tmp_path / "flipped.raw")
+    b = boot(tmp_path, bad)
+    (tmp_path / "flipped-console.txt").write_text(b.console)
+    assert re.search(r"^nri-initrd: mounted /dev/mapper/nri-verity", b.console, re.M), b.tail()
+    assert "NRI-VERITY-READ-FAILED" in b.console and "NRI-BOOT-OK" not in b.console, b.tail()
+    assert re.search(r"I/O error|Input/output error", b.console), b.tail()
+    assert re.search(r"device-mapper: verity: .*data block \d+ is corrupted", b.console), b.tail()

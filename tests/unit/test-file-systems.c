@@ -29,9 +29,9 @@ static void test_names(void) {
 static void test_messages(void) {
         nri_arena *a = nri_arena_new();
 
-        CHECK_STR(nri_format_names(a, ", "), "ext4, vfat");
-        CHECK_STR(nri_format_names(a, " or "), "ext4 or vfat");
-        CHECK_STR(nri_format_names_code(a), "`ext4`, `vfat`");
+        CHECK_STR(nri_format_names(a, ", "), "ext4, vfat, erofs, squashfs, swap");
+        CHECK_STR(nri_format_names(a, " or "), "ext4, vfat, erofs, squashfs or swap");
+        CHECK_STR(nri_format_names_code(a), "`ext4`, `vfat`, `erofs`, `squashfs`, `swap`");
         nri_arena_free(a);
 }
 
@@ -59,6 +59,21 @@ static void test_facts(void) {
                 free(f);
         }
         CHECK(vfat->label_problem(a, "esp") == NULL);
+        /* Issue 14's rows: the read-only formats hold files and Minimize=best
+         * sizes them; swap holds none, needs mkswap's ten pages and a label of
+         * at most 15 bytes. */
+        {
+                const nri_fs_type *erofs = nri_fs_type_of(NRI_FORMAT_EROFS),
+                                  *squashfs = nri_fs_type_of(NRI_FORMAT_SQUASHFS),
+                                  *swap = nri_fs_type_of(NRI_FORMAT_SWAP);
+
+                CHECK(erofs->read_only && erofs->holds_files && !erofs->existing);
+                CHECK(squashfs->read_only && squashfs->holds_files && !squashfs->existing);
+                CHECK(!swap->read_only && !swap->holds_files);
+                CHECK_U64(nri_format_min_size(NRI_FORMAT_SWAP), 40 * 1024);
+                CHECK(swap->label_problem(a, "linux-generic-4") == NULL);
+                CHECK(strstr(swap->label_problem(a, "linux-generic-42"), "16 bytes") != NULL);
+        }
         CHECK(strstr(vfat->label_problem(a, " esp"), "is the FAT label \" ESP\"") != NULL);
         nri_arena_free(a);
 }
