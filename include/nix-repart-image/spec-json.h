@@ -81,6 +81,9 @@
  *                                          closure's registration at
  *                                          /nix-path-registration (needs
  *                                          storePaths)
+ *         "deduplicateStore": false,      true: identical regular files
+ *                                          of the closure are one inode
+ *                                          (ext4 only)
  *         "verity": "off" | "data" | "hash",  Verity=
  *         "verityMatchKey": "usr" | null,  VerityMatchKey=; null with
  *                                          verity off

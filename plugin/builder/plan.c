@@ -11,6 +11,7 @@
 #include "beneath.h"
 #include "log.h"
 #include "nix-repart-image/macro.h"
+#include "plan-dedup.h"
 #include "plan-dir.h"
 #include "plan-maps.h"
 
@@ -51,6 +52,8 @@ typedef struct walk {
         const char **later;  /* ... or those related to these later targets */
         size_t n_later, cap_later;
         link_map links;
+        content_map contents; /* plan->n_dedup */
+        bool dedup;           /* the current copy is one of the first n_dedup */
         size_t next_id;
         strbuf src, tgt;   /* the current source and target paths */
         strbuf link;       /* readlink() buffer */
@@ -270,6 +273,54 @@ static int visit_links(walk *w, nri_entry *e, bool *ret_done) {
         return w->v->hardlink(w->v->ctx, e);
 }
 
+/* plan->n_dedup: a non-empty file of those copies whose content (size,
+ * permission bits, SHA-256) was seen before is a hard link to the first
+ * one, given to the visitor's hardlink callback when it has one
+ * (*ret_done); the first is recorded.  *ret_done false and
+ * e->hardlink_of NULL: not one to deduplicate, or the first. */
+static int visit_same_content(walk *w, nri_entry *e, int fd, bool *ret_done) {
+        uint8_t hash[NRI_CONTENT_HASH_SIZE];
+        mode_t perm = e->mode & 07777;
+        content_slot *c;
+        int r;
+
+        *ret_done = false;
+        if (e->size == 0)
+                return 0;
+        r = content_hash(&w->contents, fd, e->size, hash);
+        if (r == -ESTALE)
+                return log_error_errno(r, "%s: changed while being read", w->src.s);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", w->src.s);
+        r = content_lookup(&w->contents, e->size, perm, hash, &c);
+        if (r < 0)
+                return r;
+        if (c->target && c->links < NRI_CONTENT_MAX_LINKS) {
+                c->links++;
+                e->hardlink_of = c->target;
+                e->hardlink_id = c->id;
+                if (!w->v->hardlink)
+                        return 0;
+                *ret_done = true;
+                return w->v->hardlink(w->v->ctx, e);
+        }
+        /* new, or a content with as many names as one inode may have: this
+         * one becomes the file the later names link to */
+        if (c->target)
+                free(c->target);
+        else
+                w->contents.n++;
+        c->target = strdup(e->target);
+        if (!c->target)
+                return -ENOMEM; /* the walk stops: the map is only freed */
+        c->size = e->size;
+        c->perm = perm;
+        memcpy(c->hash, hash, sizeof(hash));
+        c->id = e->id;
+        c->links = 1;
+        return 0;
+}
+
 /* A regular file, given to the visitor open (the descriptor is the
  * caller's when src->fd >= 0, else the visitor's to keep or this
  * function's to close). */
@@ -286,7 +337,9 @@ static int visit_file(walk *w, const source *src, nri_entry *e) {
                 e->mode = st.st_mode;
         }
         e->size = e->st->st_size;
-        if (!w->plan->ignore_hardlinks && e->st->st_nlink > 1)
+        if (w->dedup)
+                r = visit_same_content(w, e, fd, &done);
+        if (r >= 0 && !done && !e->hardlink_of && !w->plan->ignore_hardlinks && e->st->st_nlink > 1)
                 r = visit_links(w, e, &done);
         if (r >= 0 && !done)
                 r = w->v->file ? w->v->file(w->v->ctx, e, fd) : 0;
@@ -771,6 +824,7 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
         if (r >= 0)
                 r = prepare_copies(&w);
         for (size_t i = 0; i < plan->n_copies && r >= 0; i++) {
+                w.dedup = i < plan->n_dedup;
                 r = relate_copy(&w, i);
                 if (r >= 0)
                         r = walk_copy(&w, i);
@@ -780,6 +834,7 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
 
         target_map_free(&w.targets);
         link_map_free(&w.links);
+        content_map_free(&w.contents);
         for (size_t i = 0; w.norm && i < plan->n_copies; i++)
                 free(w.norm[i]);
         free(w.norm);
