@@ -67,7 +67,7 @@ static content_slot *content_find(content_map *m, uint64_t size, mode_t perm,
 int content_lookup(content_map *m, uint64_t size, mode_t perm, const uint8_t hash[NRI_CONTENT_HASH_SIZE],
                    content_slot **ret) {
         if ((m->n + 1) * 4 > m->cap * 3) {
-                content_map g = {.cap = m->cap ? m->cap * 2 : 256, .buf = m->buf};
+                content_map g = {.cap = m->cap ? m->cap * 2 : 256};
 
                 g.slots = calloc(g.cap, sizeof(*g.slots));
                 if (!g.slots)
@@ -76,11 +76,41 @@ int content_lookup(content_map *m, uint64_t size, mode_t perm, const uint8_t has
                         if (m->slots[i].target)
                                 *content_find(&g, m->slots[i].size, m->slots[i].perm, m->slots[i].hash) =
                                     m->slots[i];
-                g.n = m->n;
-                free(m->slots);
-                *m = g;
+                free(m->slots); /* only the slots: the size map and the buffer stay */
+                m->slots = g.slots;
+                m->cap = g.cap;
         }
         *ret = content_find(m, size, perm, hash);
+        return 0;
+}
+
+static size_slot *size_find(size_slot *slots, size_t cap, uint64_t size, mode_t perm) {
+        uint64_t h = (size ^ ((uint64_t)perm << 48)) * UINT64_C(0x9e3779b97f4a7c15);
+        size_t i;
+
+        for (i = (h >> 32) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+                size_slot *s = &slots[i];
+
+                if (!s->source || (s->size == size && s->perm == perm))
+                        return s;
+        }
+}
+
+int size_lookup(content_map *m, uint64_t size, mode_t perm, size_slot **ret) {
+        if ((m->n_sizes + 1) * 4 > m->cap_sizes * 3) {
+                size_t cap = m->cap_sizes ? m->cap_sizes * 2 : 256;
+                size_slot *g = calloc(cap, sizeof(*g));
+
+                if (!g)
+                        return -ENOMEM;
+                for (size_t i = 0; i < m->cap_sizes; i++)
+                        if (m->sizes[i].source)
+                                *size_find(g, cap, m->sizes[i].size, m->sizes[i].perm) = m->sizes[i];
+                free(m->sizes);
+                m->sizes = g;
+                m->cap_sizes = cap;
+        }
+        *ret = size_find(m->sizes, m->cap_sizes, size, perm);
         return 0;
 }
 
@@ -88,5 +118,10 @@ void content_map_free(content_map *m) {
         for (size_t i = 0; i < m->cap; i++)
                 free(m->slots[i].target);
         free(m->slots);
+        for (size_t i = 0; i < m->cap_sizes; i++) {
+                free(m->sizes[i].source);
+                free(m->sizes[i].target);
+        }
+        free(m->sizes);
         free(m->buf);
 }

@@ -2,6 +2,7 @@
  * (plan-dedup.c).  Private to plan.c. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -21,9 +22,26 @@ typedef struct content_slot {
         uint32_t links;
 } content_slot;
 
+/* The first file of each (size, perm): only a file whose size and
+ * permission bits another one has is read to hash it (and the first one
+ * then too, opened again by its source path), so a closure of distinct
+ * sizes costs no read at all. */
+typedef struct size_slot {
+        uint64_t size;
+        mode_t perm;
+        dev_t dev;
+        ino_t ino;
+        char *source; /* owned; NULL: empty */
+        char *target; /* owned */
+        size_t id;
+        bool hashed; /* its content is in the content map */
+} size_slot;
+
 typedef struct content_map {
         content_slot *slots;
         size_t n, cap;
+        size_slot *sizes;
+        size_t n_sizes, cap_sizes;
         unsigned char *buf; /* the read buffer of content_hash() */
 } content_map;
 
@@ -35,4 +53,7 @@ int content_hash(content_map *m, int fd, uint64_t size, uint8_t ret[NRI_CONTENT_
  * (target == NULL when new). */
 int content_lookup(content_map *m, uint64_t size, mode_t perm, const uint8_t hash[NRI_CONTENT_HASH_SIZE],
                    content_slot **ret);
+/* (size, perm) -> the first file of them; *ret its slot (source == NULL
+ * when new). */
+int size_lookup(content_map *m, uint64_t size, mode_t perm, size_slot **ret);
 void content_map_free(content_map *m);

@@ -273,20 +273,90 @@ static int visit_links(walk *w, nri_entry *e, bool *ret_done) {
         return w->v->hardlink(w->v->ctx, e);
 }
 
+/* Records the content of a file as the one later files with it link to
+ * (a new content, or one with as many names as an inode may have). */
+static int record_content(content_map *m, content_slot *c, uint64_t size, mode_t perm,
+                          const uint8_t hash[NRI_CONTENT_HASH_SIZE], const char *target, size_t id) {
+        if (c->target)
+                free(c->target);
+        else
+                m->n++;
+        c->target = strdup(target);
+        if (!c->target)
+                return -ENOMEM; /* the walk stops: the map is only freed */
+        c->size = size;
+        c->perm = perm;
+        memcpy(c->hash, hash, NRI_CONTENT_HASH_SIZE);
+        c->id = id;
+        c->links = 1;
+        return 0;
+}
+
+/* The first file of a (size, perm), now that another one has them: opened
+ * again by its source path and hashed into the content map.  It must be
+ * the file the walk saw (device, inode, size). */
+static int hash_first(walk *w, size_slot *f) {
+        _cleanup_close_ int fd = open(f->source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        uint8_t hash[NRI_CONTENT_HASH_SIZE];
+        content_slot *c;
+        struct stat st;
+        int r;
+
+        if (fd < 0)
+                return log_errno(-errno, "%s: cannot open", f->source);
+        if (fstat(fd, &st) < 0)
+                return log_errno(-errno, "%s: cannot stat", f->source);
+        if (st.st_dev != f->dev || st.st_ino != f->ino || (uint64_t)st.st_size != f->size)
+                return log_error_errno(-ESTALE, "%s: changed while being read", f->source);
+        r = content_hash(&w->contents, fd, f->size, hash);
+        if (r == -ESTALE)
+                return log_error_errno(r, "%s: changed while being read", f->source);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", f->source);
+        r = content_lookup(&w->contents, f->size, f->perm, hash, &c);
+        if (r < 0)
+                return r;
+        f->hashed = true;
+        return record_content(&w->contents, c, f->size, f->perm, hash, f->target, f->id);
+}
+
 /* plan->n_dedup: a non-empty file of those copies whose content (size,
  * permission bits, SHA-256) was seen before is a hard link to the first
  * one, given to the visitor's hardlink callback when it has one
  * (*ret_done); the first is recorded.  *ret_done false and
- * e->hardlink_of NULL: not one to deduplicate, or the first. */
+ * e->hardlink_of NULL: not one to deduplicate, or the first.  A file is
+ * read to hash it only once another has its size and permission bits. */
 static int visit_same_content(walk *w, nri_entry *e, int fd, bool *ret_done) {
         uint8_t hash[NRI_CONTENT_HASH_SIZE];
         mode_t perm = e->mode & 07777;
         content_slot *c;
+        size_slot *f;
         int r;
 
         *ret_done = false;
         if (e->size == 0)
                 return 0;
+        r = size_lookup(&w->contents, e->size, perm, &f);
+        if (r < 0)
+                return r;
+        if (!f->source) { /* the first of its size: no need to read it yet */
+                *f = (size_slot){.size = e->size,
+                                 .perm = perm,
+                                 .dev = e->st->st_dev,
+                                 .ino = e->st->st_ino,
+                                 .id = e->id,
+                                 .source = strdup(w->src.s),
+                                 .target = strdup(e->target)};
+                if (!f->source || !f->target)
+                        return -ENOMEM; /* the walk stops: the map is only freed */
+                w->contents.n_sizes++;
+                return 0;
+        }
+        if (!f->hashed) {
+                r = hash_first(w, f);
+                if (r < 0)
+                        return r;
+        }
         r = content_hash(&w->contents, fd, e->size, hash);
         if (r == -ESTALE)
                 return log_error_errno(r, "%s: changed while being read", w->src.s);
@@ -304,21 +374,7 @@ static int visit_same_content(walk *w, nri_entry *e, int fd, bool *ret_done) {
                 *ret_done = true;
                 return w->v->hardlink(w->v->ctx, e);
         }
-        /* new, or a content with as many names as one inode may have: this
-         * one becomes the file the later names link to */
-        if (c->target)
-                free(c->target);
-        else
-                w->contents.n++;
-        c->target = strdup(e->target);
-        if (!c->target)
-                return -ENOMEM; /* the walk stops: the map is only freed */
-        c->size = e->size;
-        c->perm = perm;
-        memcpy(c->hash, hash, sizeof(hash));
-        c->id = e->id;
-        c->links = 1;
-        return 0;
+        return record_content(&w->contents, c, e->size, perm, hash, e->target, e->id);
 }
 
 /* A regular file, given to the visitor open (the descriptor is the

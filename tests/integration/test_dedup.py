@@ -12,7 +12,9 @@ from builds import build, write
 # executable) and tool (executable) have the same 3.4 MB, two/share/data
 # and two/bin/tool copy them; one/a and one/b are hard links in this
 # store (as nix-store --optimise would leave them), two/y a copy of them.
-# Empty files and a unique file stay alone; /etc/data (contents, outside
+# m/ holds 300 files of one size and distinct bytes (the maps grow), and
+# zdata, after them in the walk, is data again.  Empty files and a unique
+# file stay alone; /etc/data (contents, outside
 # the store) is never linked.
 DUPLICATES = """\
 let
@@ -25,6 +27,7 @@ let
   one = mk "dedup-one" ''
     seq 1 500000 > data; cp data tool; chmod +x tool
     echo linked > a; ln a b; : > empty; echo lonely > lonely
+    mkdir m; for i in $(seq 100 399); do echo "file $i" > m/$i; done; cp data zdata
   '';
   two = mk "dedup-two" ''
     mkdir share bin; cp ${one}/data share/data; cp ${one}/data bin/tool; chmod +x bin/tool
@@ -43,7 +46,7 @@ in builtins.repartImage {
 
 NAMES = {
     "data": ("dedup-one", "data"), "tool": ("dedup-one", "tool"), "a": ("dedup-one", "a"),
-    "b": ("dedup-one", "b"), "empty1": ("dedup-one", "empty"), "lonely": ("dedup-one", "lonely"),
+    "b": ("dedup-one", "b"), "zdata": ("dedup-one", "zdata"), "m100": ("dedup-one", "m/100"), "empty1": ("dedup-one", "empty"), "lonely": ("dedup-one", "lonely"),
     "data2": ("dedup-two", "share/data"), "tool2": ("dedup-two", "bin/tool"), "y": ("dedup-two", "y"),
     "empty2": ("dedup-two", "empty"),
 }
@@ -73,7 +76,7 @@ def test_deduplicate_store(nix, tmp_path):
     ino, targets = inodes(b, img, root)
 
     # The same bytes and executable bit: one inode, one name per copy.
-    assert ino["data"][0] == ino["data2"][0] and ino["data"][1] == 2, ino
+    assert ino["data"][0] == ino["data2"][0] == ino["zdata"][0] and ino["data"][1] == 3, ino
     assert ino["tool"][0] == ino["tool2"][0] and ino["tool"][1] == 2, ino
     # The same bytes, executable or not: two inodes.
     assert ino["data"][0] != ino["tool"][0], ino
@@ -81,7 +84,7 @@ def test_deduplicate_store(nix, tmp_path):
     # Linked in this store or not, the content decides: a, b and y are one.
     assert ino["a"][0] == ino["b"][0] == ino["y"][0] and ino["a"][1] == 3, ino
     # Empty files, a unique file, and a file outside the store stay alone.
-    for k in ("empty1", "empty2", "lonely", "etc"):
+    for k in ("empty1", "empty2", "lonely", "etc", "m100"):
         assert ino[k][1] == 1, (k, ino)
     assert ino["empty1"][0] != ino["empty2"][0]
     assert ino["etc"][0] not in (ino["data"][0], ino["data2"][0]), ino
@@ -91,7 +94,7 @@ def test_deduplicate_store(nix, tmp_path):
         assert ext4_cat(b.image_file, root, t) == open(src, "rb").read(), k
 
     # Minimize = "guess" counts a linked file once: the 3.4 MB that are
-    # not copied twice more (data2, tool2) make the partition smaller.
+    # not copied three times more (data2, zdata, tool2) make the partition smaller.
     plain = build(nix, DUPLICATES.replace("DEDUP", ""), "plain.nix")
     pimg = check_image(plain.image_file, tmp_path / "c2")
     [proot] = pimg.partitions
