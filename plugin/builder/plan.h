@@ -59,7 +59,8 @@ typedef struct nri_plan {
          * first in the walk's order is the file, the later ones are hard
          * links to it (e->hardlink_of), whatever links the store has.
          * Empty files are left alone: they have no data to share.  0: off.
-         * Costs a read of every such file. */
+         * Only a file whose size and permission bits another one has is
+         * read (once more) to hash it. */
         size_t n_dedup;
         /* Sources are resolved inside their store path (<store_dir>/<name>,
          * the first name under store_dir), never by the kernel from "/":
