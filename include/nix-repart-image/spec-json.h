@@ -19,8 +19,8 @@
  *                                each partition with storePaths
  *   repartSpec                   the spec below
  *
- * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added nixPathRegistration and the dm-verity
- * fields).  Sizes are bytes as JSON
+ * repartSpec, version 2 (NRI_SPEC_VERSION; 2 added nixPathRegistration, deduplicateStore
+ * and the dm-verity fields).  Sizes are bytes as JSON
  * integers below 2^53; a size that is not set is null; UUIDs are lower-case
  * 8-4-4-4-12 text:
  *
@@ -81,6 +81,9 @@
  *                                          closure's registration at
  *                                          /nix-path-registration (needs
  *                                          storePaths)
+ *         "deduplicateStore": false,      true: identical regular files
+ *                                          of the closure are one inode
+ *                                          (ext4 only)
  *         "verity": "off" | "data" | "hash",  Verity=
  *         "verityMatchKey": "usr" | null,  VerityMatchKey=; null with
  *                                          verity off
@@ -95,8 +98,9 @@
  *                                          CopyBlocks=: a file inside a
  *                                          store path, the partition's bytes
  *
- * The builder refuses a specVersion it does not know.  A change that an older
- * builder would misread increments NRI_SPEC_VERSION. */
+ * The builder refuses a specVersion it does not know, and a field it does
+ * not know (never reading it as unset).  A change that an older builder
+ * would misread increments NRI_SPEC_VERSION. */
 #pragma once
 
 #include <cjson/cJSON.h>

@@ -107,6 +107,9 @@ typedef struct nri_partition {
         /* Write the closure's registration (nix-store --load-db's format)
          * at /nix-path-registration of the file system. */
         bool nix_path_registration;
+        /* Identical regular files of the closure (same size, permission
+         * bits and SHA-256) are one inode with several names.  ext4 only. */
+        bool deduplicate_store;
 
         /* dm-verity (issue 14).  A data and a hash partition with the same
          * match key are a pair; the hash partition holds the data

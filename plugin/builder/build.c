@@ -218,6 +218,9 @@ static int plan_partition(build *b, const nri_partition *p, nri_plan *plan) {
         r = plan_closure(b, p, &plan->copies, &plan->n_copies);
         if (r < 0)
                 return r;
+        /* the closure comes first: only its copies are deduplicated */
+        if (p->deduplicate_store)
+                plan->n_dedup = plan->n_copies;
         for (size_t i = 0; i < p->n_contents; i++)
                 plan->copies[plan->n_copies++] =
                     (nri_plan_copy){.source = p->contents[i].source, .target = p->contents[i].target};

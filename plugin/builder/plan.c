@@ -11,6 +11,7 @@
 #include "beneath.h"
 #include "log.h"
 #include "nix-repart-image/macro.h"
+#include "plan-dedup.h"
 #include "plan-dir.h"
 #include "plan-maps.h"
 
@@ -51,6 +52,8 @@ typedef struct walk {
         const char **later;  /* ... or those related to these later targets */
         size_t n_later, cap_later;
         link_map links;
+        content_map contents; /* plan->n_dedup */
+        bool dedup;           /* the current copy is one of the first n_dedup */
         size_t next_id;
         strbuf src, tgt;   /* the current source and target paths */
         strbuf link;       /* readlink() buffer */
@@ -270,6 +273,110 @@ static int visit_links(walk *w, nri_entry *e, bool *ret_done) {
         return w->v->hardlink(w->v->ctx, e);
 }
 
+/* Records the content of a file as the one later files with it link to
+ * (a new content, or one with as many names as an inode may have). */
+static int record_content(content_map *m, content_slot *c, uint64_t size, mode_t perm,
+                          const uint8_t hash[NRI_CONTENT_HASH_SIZE], const char *target, size_t id) {
+        if (c->target)
+                free(c->target);
+        else
+                m->n++;
+        c->target = strdup(target);
+        if (!c->target)
+                return -ENOMEM; /* the walk stops: the map is only freed */
+        c->size = size;
+        c->perm = perm;
+        memcpy(c->hash, hash, NRI_CONTENT_HASH_SIZE);
+        c->id = id;
+        c->links = 1;
+        return 0;
+}
+
+/* The first file of a (size, perm), now that another one has them: opened
+ * again by its source path and hashed into the content map.  It must be
+ * the file the walk saw (device, inode, size). */
+static int hash_first(walk *w, size_slot *f) {
+        _cleanup_close_ int fd = open(f->source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        uint8_t hash[NRI_CONTENT_HASH_SIZE];
+        content_slot *c;
+        struct stat st;
+        int r;
+
+        if (fd < 0)
+                return log_errno(-errno, "%s: cannot open", f->source);
+        if (fstat(fd, &st) < 0)
+                return log_errno(-errno, "%s: cannot stat", f->source);
+        if (st.st_dev != f->dev || st.st_ino != f->ino || (uint64_t)st.st_size != f->size)
+                return log_error_errno(-ESTALE, "%s: changed while being read", f->source);
+        r = content_hash(&w->contents, fd, f->size, hash);
+        if (r == -ESTALE)
+                return log_error_errno(r, "%s: changed while being read", f->source);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", f->source);
+        r = content_lookup(&w->contents, f->size, f->perm, hash, &c);
+        if (r < 0)
+                return r;
+        f->hashed = true;
+        return record_content(&w->contents, c, f->size, f->perm, hash, f->target, f->id);
+}
+
+/* plan->n_dedup: a non-empty file of those copies whose content (size,
+ * permission bits, SHA-256) was seen before is a hard link to the first
+ * one, given to the visitor's hardlink callback when it has one
+ * (*ret_done); the first is recorded.  *ret_done false and
+ * e->hardlink_of NULL: not one to deduplicate, or the first.  A file is
+ * read to hash it only once another has its size and permission bits. */
+static int visit_same_content(walk *w, nri_entry *e, int fd, bool *ret_done) {
+        uint8_t hash[NRI_CONTENT_HASH_SIZE];
+        mode_t perm = e->mode & 07777;
+        content_slot *c;
+        size_slot *f;
+        int r;
+
+        *ret_done = false;
+        if (e->size == 0)
+                return 0;
+        r = size_lookup(&w->contents, e->size, perm, &f);
+        if (r < 0)
+                return r;
+        if (!f->source) { /* the first of its size: no need to read it yet */
+                *f = (size_slot){.size = e->size,
+                                 .perm = perm,
+                                 .dev = e->st->st_dev,
+                                 .ino = e->st->st_ino,
+                                 .id = e->id,
+                                 .source = strdup(w->src.s),
+                                 .target = strdup(e->target)};
+                if (!f->source || !f->target)
+                        return -ENOMEM; /* the walk stops: the map is only freed */
+                w->contents.n_sizes++;
+                return 0;
+        }
+        if (!f->hashed) {
+                r = hash_first(w, f);
+                if (r < 0)
+                        return r;
+        }
+        r = content_hash(&w->contents, fd, e->size, hash);
+        if (r == -ESTALE)
+                return log_error_errno(r, "%s: changed while being read", w->src.s);
+        if (r < 0)
+                return log_error_errno(r, "%s: cannot read: %m", w->src.s);
+        r = content_lookup(&w->contents, e->size, perm, hash, &c);
+        if (r < 0)
+                return r;
+        if (c->target && c->links < NRI_CONTENT_MAX_LINKS) {
+                c->links++;
+                e->hardlink_of = c->target;
+                e->hardlink_id = c->id;
+                if (!w->v->hardlink)
+                        return 0;
+                *ret_done = true;
+                return w->v->hardlink(w->v->ctx, e);
+        }
+        return record_content(&w->contents, c, e->size, perm, hash, e->target, e->id);
+}
+
 /* A regular file, given to the visitor open (the descriptor is the
  * caller's when src->fd >= 0, else the visitor's to keep or this
  * function's to close). */
@@ -286,7 +393,9 @@ static int visit_file(walk *w, const source *src, nri_entry *e) {
                 e->mode = st.st_mode;
         }
         e->size = e->st->st_size;
-        if (!w->plan->ignore_hardlinks && e->st->st_nlink > 1)
+        if (w->dedup)
+                r = visit_same_content(w, e, fd, &done);
+        if (r >= 0 && !done && !e->hardlink_of && !w->plan->ignore_hardlinks && e->st->st_nlink > 1)
                 r = visit_links(w, e, &done);
         if (r >= 0 && !done)
                 r = w->v->file ? w->v->file(w->v->ctx, e, fd) : 0;
@@ -771,6 +880,7 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
         if (r >= 0)
                 r = prepare_copies(&w);
         for (size_t i = 0; i < plan->n_copies && r >= 0; i++) {
+                w.dedup = i < plan->n_dedup;
                 r = relate_copy(&w, i);
                 if (r >= 0)
                         r = walk_copy(&w, i);
@@ -780,6 +890,7 @@ int nri_plan_walk(const nri_plan *plan, const nri_visitor *v) {
 
         target_map_free(&w.targets);
         link_map_free(&w.links);
+        content_map_free(&w.contents);
         for (size_t i = 0; w.norm && i < plan->n_copies; i++)
                 free(w.norm[i]);
         free(w.norm);

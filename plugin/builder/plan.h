@@ -51,6 +51,17 @@ typedef struct nri_plan {
          * (auto-optimise-store), and an image then depends on whether the
          * store it was built from was optimised. */
         bool ignore_hardlinks;
+        /* deduplicateStore: the regular files of the first n_dedup copies
+         * (the closure's store paths, which the builder puts first; never
+         * contents or CopyFiles=) that have the same size, permission bits
+         * and SHA-256 of their bytes are one file with several names, as
+         * `nix-store --optimise` makes them, but from the content alone: the
+         * first in the walk's order is the file, the later ones are hard
+         * links to it (e->hardlink_of), whatever links the store has.
+         * Empty files are left alone: they have no data to share.  0: off.
+         * Only a file whose size and permission bits another one has is
+         * read (once more) to hash it. */
+        size_t n_dedup;
         /* Sources are resolved inside their store path (<store_dir>/<name>,
          * the first name under store_dir), never by the kernel from "/":
          * the store path is opened from the store directory without

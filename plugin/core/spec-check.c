@@ -118,6 +118,11 @@ static int check_format(checker *k, const char *w, const nri_partition *p) {
                 return bad(k, nri_printf(k->a, "%snixPathRegistration", w),
                            "true, but the partition has no storePaths to register");
 
+        if (p->deduplicate_store && p->format != NRI_FORMAT_EXT4)
+                return bad(k, nri_printf(k->a, "%sdeduplicateStore", w),
+                           "true, but the partition's format is %s: only ext4 holds deduplicated files",
+                           p->format == NRI_FORMAT_NONE ? "null" : nri_format_to_string(p->format));
+
         if (!fs && content)
                 return bad(
                     k, nri_printf(k->a, "%sformat", w),

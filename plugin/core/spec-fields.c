@@ -669,6 +669,7 @@ const spec_field spec_fields_partition[] = {
     {.name = "closure", .codec = &CLOSURE},
     {.name = "nixStorePrefix", .codec = &STRING, .offset = P(nix_store_prefix)},
     {.name = "nixPathRegistration", .codec = &BOOL, .offset = P(nix_path_registration)},
+    {.name = "deduplicateStore", .codec = &BOOL, .offset = P(deduplicate_store)},
     /* dm-verity (issue 14) */
     {.name = "verity", .codec = &ENUM, .offset = P(verity), .names = &verity_names},
     {.name = "verityMatchKey", .codec = &STRING, .offset = P(verity_match_key), .nullable = true},
@@ -725,8 +726,32 @@ cJSON *spec_partition_json(json_builder *b, const nri_partition *p, bool summary
         return o;
 }
 
+/* A key the table does not have is refused, not skipped: a spec from a
+ * newer plugin (deduplicateStore, say) must not be built as if the
+ * attribute were unset. */
+static int check_known(reader *r, const spec_field *fields, size_t n, const cJSON *o, const char *where) {
+        const cJSON *j;
+
+        cJSON_ArrayForEach(j, o) {
+                size_t i = 0;
+
+                while (i < n && !(j->string && streq(j->string, fields[i].name)))
+                        i++;
+                if (i == n)
+                        return bad(
+                            r, nri_printf(r->a, "%s%s", where, j->string ? j->string : ""),
+                            "unknown field: this builder does not know it (a spec from another version "
+                            "of the plugin?)");
+        }
+        return 0;
+}
+
 static int read_object(reader *r, const spec_field *fields, size_t n, const cJSON *o, const char *where,
                        void *obj) {
+        int k = check_known(r, fields, n, o, where);
+
+        if (k < 0)
+                return k;
         for (size_t i = 0; i < n; i++) {
                 const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, fields[i].name);
                 int k = fields[i].codec->read(r, &fields[i], j,

@@ -237,6 +237,25 @@ int spec_parse_registration(ctx *c, part_state *s, const nri_node *pn) {
         return 0;
 }
 
+/* Only our ext4 writer makes the hard links; refused elsewhere rather than
+ * quietly written as copies. */
+int spec_parse_dedup(ctx *c, part_state *s, const nri_node *pn) {
+        int r;
+
+        r = spec_get_bool(c, pn, s->path, "deduplicateStore", false, &s->p->deduplicate_store);
+        if (r < 0)
+                return r;
+        if (s->p->deduplicate_store && s->p->format != NRI_FORMAT_EXT4)
+                return FAIL(c, spec_opt(pn, "deduplicateStore"),
+                            "%s: true, but the partition's format is %s: only ext4 is written with "
+                            "deduplicated files (set %s.Format = \"ext4\")",
+                            spec_path_join(c, s->path, "deduplicateStore"),
+                            s->p->format == NRI_FORMAT_NONE ? "null (no file system)"
+                                                            : nri_format_to_string(s->p->format),
+                            s->cfg_path);
+        return 0;
+}
+
 /* ---- partitions: names the file system cannot hold ---------------------- */
 
 /* A path the partition's file system gets, known before anything is built:

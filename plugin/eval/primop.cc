@@ -586,6 +586,11 @@ const char *const repartImageDocTail = R"(), `CopyFiles`,
     registration (path, NAR hash and size, references), in the format
     `nix-store --load-db` reads, at `/nix-path-registration`, where NixOS's
     stage 2 loads it from on first boot.
+  - `deduplicateStore` (bool, default false; ext4 only): identical regular
+    files of the closures (same bytes and executable bit) are stored once,
+    as hard links, as `nix-store --optimise` makes them, but decided from
+    the content alone, so the image does not depend on the building
+    machine's store.  Empty files and `contents`/`CopyFiles` are left alone.
 
 The result is a derivation whose output holds the image and
 `repart-output.json`.  Its attribute `image` tells, at evaluation time, what

@@ -258,13 +258,9 @@ static int check_partition_name(ctx *c, const nri_attr *at, const char *path) {
 }
 
 static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
-        static const char *const fields[] = {"contents",
-                                             "nixPathRegistration",
-                                             "nixStorePrefix",
-                                             "repartConfig",
-                                             "storePaths",
-                                             "stripNixStorePrefix",
-                                             NULL};
+        static const char *const fields[] = {
+            "contents",     "deduplicateStore", "nixPathRegistration", "nixStorePrefix",
+            "repartConfig", "storePaths",       "stripNixStorePrefix", NULL};
         nri_partition *p = s->p;
         int r;
 
@@ -309,6 +305,8 @@ static int parse_partition(ctx *c, part_state *s, const nri_node *pn) {
                 r = spec_check_verity(c, s);
         if (r >= 0)
                 r = spec_check_format(c, s);
+        if (r >= 0)
+                r = spec_parse_dedup(c, s, pn);
         if (r >= 0)
                 r = spec_check_names(c, s);
         if (r >= 0)

@@ -39,6 +39,7 @@ def partition(**fields):
         "readOnly": False, "noAuto": False, "growFileSystem": False, "flags": "0x0",
         "splitName": "%t", "contents": [], "copyFiles": [], "makeDirectories": [],
         "storePaths": [], "closure": None, "nixStorePrefix": "/nix/store", "nixPathRegistration": False,
+        "deduplicateStore": False,
         "verity": "off", "verityMatchKey": None, "verityDataBlockSize": None, "verityHashBlockSize": None,
         "uuidFromRootHash": False, "copyBlocks": None,
     }

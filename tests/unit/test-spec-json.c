@@ -198,6 +198,19 @@ static void test_spec_check(void) {
         j = spec_json();
         cJSON_ReplaceItemInObject(j, "diskUuid", cJSON_CreateString("11111111-2222-4333-8444-555555555555"));
         check_refused(j, "repartSpec.diskUuid");
+        /* A field this builder does not know (from a newer plugin) is
+         * refused, never built as if it were unset. */
+        j = spec_json();
+        cJSON_AddBoolToObject(partition_json(j, 1), "deduplicateStorage", true);
+        check_refused(j, "repartSpec.partitions[1].deduplicateStorage: unknown field");
+        j = spec_json();
+        cJSON_AddNumberToObject(j, "someNewSetting", 1);
+        check_refused(j, "repartSpec.someNewSetting: unknown field");
+        /* deduplicateStore is ext4's alone. */
+        j = spec_json();
+        cJSON_ReplaceItemInObject(partition_json(j, 0), "deduplicateStore", cJSON_CreateTrue());
+        check_refused(j,
+                      "repartSpec.partitions[0].deduplicateStore: true, but the partition's format is vfat");
 }
 
 /* SplitName= with systemd-repart's meaning (nri_split_names()): %n is the
